@@ -1,0 +1,327 @@
+/**
+ * One client connection over any Duplex (P1): bytes in -> Framer -> decode ->
+ * dispatch; packets out -> one batched write per tick (cork until nextTick,
+ * so a fan-out burst becomes one writev) with backpressure tracking.
+ *
+ * The connection knows the wire (protocol level, per-connection v5 limits,
+ * topic aliases); the session knows delivery state. Errors thrown while
+ * handling a packet close this connection only, with the error's reason code.
+ */
+import type { Duplex } from 'node:stream';
+import type { ProtocolLevel } from '../codec/constants.js';
+import { PacketType, ReasonCode } from '../codec/constants.js';
+import { decodePacket } from '../codec/decode.js';
+import { encodePacket } from '../codec/encode.js';
+import { Framer } from '../codec/framer.js';
+import { stampPacketId } from '../codec/publish.js';
+import type { Packet, Properties } from '../codec/types.js';
+import { TernError, ternError } from '../errors.js';
+import type { Outbound, Session, SessionLink } from './session.js';
+
+export interface ConnectionInfo {
+  /** Remote address as seen by the transport. */
+  readonly remoteAddress: string;
+  readonly remotePort: number;
+  /** Listener name, e.g. `tcp:127.0.0.1:1883`. */
+  readonly listener: string;
+}
+
+/** What a connection needs from the broker. */
+export interface ConnectionHost {
+  readonly maxPacketSize: number;
+  readonly maxInflight: number;
+  readonly socketHighWaterMark: number;
+  readonly drainTimeoutMs: number;
+  readonly connectTimeoutMs: number;
+  onPacket(conn: Connection, packet: Packet): void;
+  onClosed(conn: Connection): void;
+  onProtocolError(conn: Connection, err: TernError): void;
+}
+
+const enum Phase {
+  AwaitingConnect,
+  Connecting,
+  Connected,
+  Closing,
+  Closed,
+}
+
+let nextConnectionId = 1;
+
+export class Connection implements SessionLink {
+  readonly id = nextConnectionId++;
+  readonly stream: Duplex;
+  readonly info: ConnectionInfo;
+  readonly host: ConnectionHost;
+  level: ProtocolLevel = 4;
+  clientId = '';
+  username: string | undefined = undefined;
+  session: Session | null = null;
+  keepalive = 0;
+  lastActivity = Date.now();
+  /** DISCONNECT received (normal): no will [MQTT-3.1.2-10]. */
+  cleanDisconnect = false;
+  /** Why the broker closed it, for logs and events. */
+  closeReason: string | undefined = undefined;
+  // v5 limits announced by the client in CONNECT.
+  clientReceiveMaximum = 65535;
+  clientMaximumPacketSize = 0;
+  clientTopicAliasMaximum = 0;
+  /** Inbound topic aliases (alias -> topic), v5. */
+  inboundAliases: Map<number, string> | null = null;
+  /** Inbound QoS 1/2 PUBLISH not yet acknowledged, for receive-maximum enforcement. */
+  inboundUnacked = 0;
+  /** Packets that arrived while an async CONNECT was being handled. */
+  pending: Packet[] | null = null;
+
+  #phase = Phase.AwaitingConnect;
+  readonly #framer: Framer;
+  #corked = false;
+  #keepaliveTimer: NodeJS.Timeout | undefined = undefined;
+  #drainTimer: NodeJS.Timeout | undefined = undefined;
+  readonly #onData: (chunk: Buffer) => void;
+  readonly #onPacket: (header: number, body: Buffer) => void;
+
+  constructor(stream: Duplex, info: ConnectionInfo, host: ConnectionHost) {
+    this.stream = stream;
+    this.info = info;
+    this.host = host;
+    this.#framer = new Framer({ maxPacketSize: host.maxPacketSize });
+    this.#onPacket = (header, body) => this.#handleFrame(header, body);
+    this.#onData = (chunk) => this.#handleData(chunk);
+    stream.on('data', this.#onData);
+    stream.on('error', () => this.destroy('socket error'));
+    stream.on('close', () => this.#closed());
+    stream.on('end', () => this.destroy('peer closed'));
+    stream.on('drain', () => this.#drained());
+    this.#keepaliveTimer = setTimeout(() => this.#connectTimeout(), host.connectTimeoutMs);
+  }
+
+  get connected(): boolean {
+    return this.#phase === Phase.Connected;
+  }
+
+  get closed(): boolean {
+    return this.#phase >= Phase.Closing;
+  }
+
+  markConnecting(): void {
+    this.#phase = Phase.Connecting;
+    this.pending = [];
+  }
+
+  /** CONNACK sent: start keep-alive and release pipelined packets. */
+  markConnected(keepalive: number): void {
+    this.#phase = Phase.Connected;
+    this.keepalive = keepalive;
+    clearTimeout(this.#keepaliveTimer);
+    this.#keepaliveTimer = undefined;
+    if (keepalive > 0) this.#armKeepalive(keepalive * 1500);
+    const pending = this.pending;
+    this.pending = null;
+    if (pending !== null) {
+      for (const packet of pending) {
+        if (this.closed) break;
+        this.#dispatch(packet);
+      }
+    }
+  }
+
+  get isAwaitingConnect(): boolean {
+    return this.#phase === Phase.AwaitingConnect;
+  }
+
+  // ---- SessionLink ----
+
+  get sendWindow(): number {
+    const max = this.host.maxInflight;
+    return this.clientReceiveMaximum < max ? this.clientReceiveMaximum : max;
+  }
+
+  get congested(): boolean {
+    return this.stream.writableLength > this.host.socketHighWaterMark;
+  }
+
+  sendPublish(out: Outbound, dup: boolean): boolean {
+    const message = out.message;
+    let bytes: Buffer;
+    const ids = out.subscriptionIds;
+    if (this.level === 5 && ((ids !== undefined && ids.length > 0) || message.expiresAt !== undefined)) {
+      // Per-subscriber properties: this delivery gets its own encoding.
+      const packet = message.toPacket(out.qos, out.retain, message.propertiesFor(ids));
+      if (out.qos > 0) packet.packetId = out.packetId;
+      packet.dup = dup;
+      bytes = encodePacket(packet, 5);
+    } else {
+      const enc = message.encoded(this.level, out.qos, out.retain);
+      bytes = out.qos === 0 ? enc.buffer : stampPacketId(enc, out.packetId, dup);
+    }
+    const max = this.clientMaximumPacketSize;
+    if (max > 0 && bytes.length > max) {
+      // [MQTT-3.1.2-25] never send a packet larger than the client allows; drop it.
+      this.session?.host.onDrop(this.session, out, 'too_large');
+      return false;
+    }
+    this.write(bytes);
+    return true;
+  }
+
+  sendPubrel(packetId: number): void {
+    this.send({ type: 'pubrel', packetId });
+  }
+
+  // ---- writing ----
+
+  send(packet: Packet): void {
+    this.write(encodePacket(packet, this.level));
+  }
+
+  write(bytes: Buffer): void {
+    if (this.#phase === Phase.Closed) return;
+    const stream = this.stream;
+    if (!this.#corked) {
+      this.#corked = true;
+      stream.cork();
+      process.nextTick(uncork, this);
+    }
+    stream.write(bytes);
+    if (this.#drainTimer === undefined && stream.writableLength > this.host.socketHighWaterMark) {
+      this.#drainTimer = setTimeout(() => this.destroy('slow consumer: socket not drained in time'), this.host.drainTimeoutMs);
+    }
+  }
+
+  /** @internal called by the nextTick scheduled in write(). */
+  flush(): void {
+    this.#corked = false;
+    this.stream.uncork();
+  }
+
+  /**
+   * Close with a reason: v5 clients get a DISCONNECT carrying it (when
+   * connected) [MQTT-4.13.2-1]; v3.1.1 clients are simply closed.
+   */
+  disconnect(reasonCode: number, reason: string, reasonString?: string): void {
+    if (this.closed) return;
+    this.closeReason = reason;
+    if (this.level === 5 && this.#phase === Phase.Connected) {
+      const properties: Properties | undefined = reasonString ? { reasonString } : undefined;
+      this.send(properties ? { type: 'disconnect', reasonCode, properties } : { type: 'disconnect', reasonCode });
+    }
+    this.end();
+  }
+
+  /** Flush what is written, then close. */
+  end(): void {
+    if (this.closed) return;
+    this.#phase = Phase.Closing;
+    this.#stopTimers();
+    this.stream.removeListener('data', this.#onData);
+    if (this.#corked) this.flush();
+    this.stream.end();
+    // Do not wait for a peer that never reads.
+    setTimeout(() => this.stream.destroy(), 1000).unref();
+  }
+
+  /** Close at once, without flushing. */
+  destroy(reason: string): void {
+    if (this.#phase === Phase.Closed) return;
+    this.closeReason ??= reason;
+    this.#stopTimers();
+    this.stream.destroy();
+  }
+
+  // ---- reading ----
+
+  #handleData(chunk: Buffer): void {
+    this.lastActivity = Date.now();
+    try {
+      this.#framer.push(chunk, this.#onPacket);
+    } catch (err) {
+      this.#fail(err);
+    }
+  }
+
+  #handleFrame(header: number, body: Buffer): void {
+    if (this.closed) return;
+    const awaiting = this.#phase === Phase.AwaitingConnect;
+    if (awaiting && header >> 4 !== PacketType.CONNECT) {
+      // [MQTT-3.1.0-1] the first packet must be CONNECT.
+      throw ternError('ERR_MQTT_PROTOCOL', 'first packet was not CONNECT');
+    }
+    const packet = decodePacket(header, body, this.level);
+    if (this.pending !== null) {
+      this.pending.push(packet);
+      return;
+    }
+    this.#dispatch(packet);
+  }
+
+  #dispatch(packet: Packet): void {
+    try {
+      this.host.onPacket(this, packet);
+    } catch (err) {
+      this.#fail(err);
+    }
+  }
+
+  #fail(err: unknown): void {
+    if (err instanceof TernError) {
+      this.host.onProtocolError(this, err);
+      return;
+    }
+    // A bug in packet handling closes this client, never the process.
+    this.host.onProtocolError(
+      this,
+      ternError('ERR_MQTT_PROTOCOL', `internal error: ${(err as Error)?.message ?? String(err)}`, { cause: err }),
+    );
+  }
+
+  // ---- timers ----
+
+  #armKeepalive(limitMs: number): void {
+    const due = this.lastActivity + limitMs - Date.now();
+    this.#keepaliveTimer = setTimeout(() => this.#checkKeepalive(limitMs), due > 0 ? due : 0);
+  }
+
+  #checkKeepalive(limitMs: number): void {
+    if (this.closed) return;
+    if (Date.now() - this.lastActivity >= limitMs) {
+      // [MQTT-3.1.2-24] nothing for 1.5 x keep-alive: disconnect.
+      this.disconnect(ReasonCode.KEEP_ALIVE_TIMEOUT, 'keep-alive timeout');
+      return;
+    }
+    this.#armKeepalive(limitMs);
+  }
+
+  #connectTimeout(): void {
+    if (this.#phase === Phase.AwaitingConnect || this.#phase === Phase.Connecting) {
+      this.destroy('no CONNECT within the connect timeout');
+    }
+  }
+
+  #drained(): void {
+    if (this.#drainTimer !== undefined) {
+      clearTimeout(this.#drainTimer);
+      this.#drainTimer = undefined;
+    }
+    this.session?.pump();
+  }
+
+  #stopTimers(): void {
+    clearTimeout(this.#keepaliveTimer);
+    clearTimeout(this.#drainTimer);
+    this.#keepaliveTimer = undefined;
+    this.#drainTimer = undefined;
+  }
+
+  #closed(): void {
+    if (this.#phase === Phase.Closed) return;
+    this.#phase = Phase.Closed;
+    this.#stopTimers();
+    this.host.onClosed(this);
+  }
+}
+
+function uncork(conn: Connection): void {
+  conn.flush();
+}

@@ -1,0 +1,146 @@
+/**
+ * CONNECT [MQTT-3.1] -> CONNACK [MQTT-3.2], as named steps:
+ * checkConnect (protocol rules, client id) -> authenticate -> takeOver
+ * (close an existing connection with the same id [MQTT-3.1.4-2]) ->
+ * openSession (clean start or resume) -> acknowledge (CONNACK, then resend
+ * in-flight messages and release the queue).
+ */
+import { ConnackReturnCode, ReasonCode } from '../../codec/constants.js';
+import type { ConnectPacket, Properties } from '../../codec/types.js';
+import { TernError, ternError } from '../../errors.js';
+import type { Connection } from '../connection.js';
+import type { BrokerCore } from '../core.js';
+
+export function handleConnect(core: BrokerCore, conn: Connection, packet: ConnectPacket): void {
+  if (!conn.isAwaitingConnect) {
+    // [MQTT-3.1.0-2] a second CONNECT is a protocol violation.
+    throw ternError('ERR_MQTT_PROTOCOL', 'second CONNECT');
+  }
+  conn.level = packet.protocolLevel;
+  conn.markConnecting();
+  connectFlow(core, conn, packet).catch((err: unknown) => {
+    if (conn.closed) return;
+    core.onProtocolError(conn, err instanceof TernError ? err : ternError('ERR_MQTT_PROTOCOL', String(err), { cause: err }));
+  });
+}
+
+async function connectFlow(core: BrokerCore, conn: Connection, packet: ConnectPacket): Promise<void> {
+  const v5 = packet.protocolLevel === 5;
+  const mqtt = core.config.mqtt;
+  const limits = core.config.limits;
+
+  if (core.closing) return refuse(conn, v5 ? ReasonCode.SERVER_SHUTTING_DOWN : ConnackReturnCode.SERVER_UNAVAILABLE, 'shutting down');
+
+  // Client identifier [MQTT-3.1.3-6/7/8].
+  let clientId = packet.clientId;
+  let assigned: string | undefined;
+  if (clientId.length === 0) {
+    if ((!v5 && !packet.clean) || !mqtt.allowZeroLengthClientId) {
+      return refuse(conn, v5 ? ReasonCode.CLIENT_IDENTIFIER_NOT_VALID : ConnackReturnCode.IDENTIFIER_REJECTED, 'empty client id');
+    }
+    clientId = core.generateClientId();
+    if (v5) assigned = clientId;
+  }
+
+  // Keep-alive cap: v5 clients are told [MQTT-3.2.2-21]; v3.1.1 clients asking for more are refused, as Mosquitto does.
+  let keepalive = packet.keepalive;
+  let serverKeepAlive: number | undefined;
+  if (limits.maxKeepalive > 0 && (keepalive === 0 || keepalive > limits.maxKeepalive)) {
+    if (!v5) return refuse(conn, ConnackReturnCode.IDENTIFIER_REJECTED, `keep-alive ${keepalive} above maximum`);
+    keepalive = serverKeepAlive = limits.maxKeepalive;
+  }
+
+  const props = packet.properties;
+  if (v5 && props !== undefined) {
+    if (props.receiveMaximum !== undefined) conn.clientReceiveMaximum = props.receiveMaximum;
+    if (props.maximumPacketSize !== undefined) conn.clientMaximumPacketSize = props.maximumPacketSize;
+    if (props.topicAliasMaximum !== undefined) conn.clientTopicAliasMaximum = props.topicAliasMaximum;
+  }
+
+  conn.clientId = clientId;
+  conn.username = packet.username;
+  // Authentication hooks plug in here (security issue); anonymous is allowed until then.
+  await Promise.resolve();
+  if (conn.closed) return;
+
+  // Take over an existing connection with this client id [MQTT-3.1.4-2].
+  const existing = core.sessions.get(clientId);
+  const old = existing?.link as Connection | null | undefined;
+  if (old && old !== conn) {
+    old.closeReason = 'session taken over';
+    old.disconnect(ReasonCode.SESSION_TAKEN_OVER, 'session taken over');
+    // Detach now so the old connection's close does not touch the session; its will still goes out.
+    old.session = null;
+    existing!.detach();
+    const will = existing!.will;
+    existing!.will = undefined;
+    // The taken-over connection's will goes out, unless it has a v5 will delay and
+    // this connection resumes the session within it [MQTT-3.1.3-9].
+    const delayed = (will?.properties?.willDelayInterval ?? 0) > 0 && !packet.clean;
+    if (will !== undefined && !delayed) core.publishWill(will, clientId);
+  }
+
+  // Session: clean start discards any existing state [MQTT-3.1.2-4]; otherwise resume [MQTT-3.1.2-5].
+  let session = existing;
+  let sessionPresent = false;
+  if (session !== undefined && (packet.clean || session.ended)) {
+    core.endSession(session);
+    session = undefined;
+  }
+  if (session === undefined) {
+    session = core.newSession(clientId);
+  } else {
+    sessionPresent = true;
+    core.cancelPendingWill(session);
+    clearTimeout(session.expiryTimer);
+    session.expiryTimer = undefined;
+  }
+  session.expiryInterval = v5
+    ? Math.min(props?.sessionExpiryInterval ?? 0, mqtt.maxSessionExpiry)
+    : packet.clean
+      ? 0
+      : mqtt.persistentSessionExpiry;
+  session.will = packet.will;
+  conn.session = session;
+
+  const connack: Properties | undefined = v5 ? connackProperties(core, assigned, serverKeepAlive, props) : undefined;
+  conn.send(
+    connack !== undefined
+      ? { type: 'connack', sessionPresent, reasonCode: 0, properties: connack }
+      : { type: 'connack', sessionPresent, reasonCode: 0 },
+  );
+  conn.markConnected(keepalive);
+  session.attach(conn);
+  core.log.debug({ clientId, address: conn.info.remoteAddress, level: packet.protocolLevel, sessionPresent }, 'client connected');
+  core.events.emit('clientConnected', clientId, { address: conn.info.remoteAddress, protocolLevel: packet.protocolLevel, sessionPresent });
+}
+
+function refuse(conn: Connection, code: number, reason: string): void {
+  conn.send({ type: 'connack', sessionPresent: false, reasonCode: code });
+  conn.closeReason = `connect refused: ${reason}`;
+  conn.end(); // [MQTT-3.2.2-5] close after a refusing CONNACK.
+}
+
+/** v5 CONNACK properties: report capabilities truthfully [MQTT-3.2.2-?]. */
+function connackProperties(
+  core: BrokerCore,
+  assigned: string | undefined,
+  serverKeepAlive: number | undefined,
+  requested: Properties | undefined,
+): Properties | undefined {
+  const mqtt = core.config.mqtt;
+  const p: Properties = {};
+  if (assigned !== undefined) p.assignedClientIdentifier = assigned;
+  if (serverKeepAlive !== undefined) p.serverKeepAlive = serverKeepAlive;
+  if (mqtt.receiveMaximum !== 65535) p.receiveMaximum = mqtt.receiveMaximum;
+  if (mqtt.maxQos !== 2) p.maximumQoS = mqtt.maxQos;
+  if (!mqtt.retainAvailable) p.retainAvailable = 0;
+  if (core.maxPacketSize < 268435460) p.maximumPacketSize = core.maxPacketSize;
+  if (mqtt.topicAliasMaximum > 0) p.topicAliasMaximum = mqtt.topicAliasMaximum;
+  if (!mqtt.wildcardSubscriptions) p.wildcardSubscriptionAvailable = 0;
+  if (!mqtt.subscriptionIdentifiers) p.subscriptionIdentifierAvailable = 0;
+  if (!mqtt.sharedSubscriptions) p.sharedSubscriptionAvailable = 0;
+  const asked = requested?.sessionExpiryInterval;
+  if (asked !== undefined && asked > mqtt.maxSessionExpiry) p.sessionExpiryInterval = mqtt.maxSessionExpiry;
+  return Object.keys(p).length > 0 ? p : undefined;
+}

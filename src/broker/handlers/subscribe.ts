@@ -1,0 +1,81 @@
+/**
+ * SUBSCRIBE [MQTT-3.8]: validate each filter, add or replace the session's
+ * subscription, answer SUBACK with one code per filter in order
+ * [MQTT-3.8.4-5], then send matching retained messages [MQTT-3.8.4-4].
+ */
+import { ReasonCode, SUBACK_FAILURE_V4 } from '../../codec/constants.js';
+import type { QoS, SubscribePacket } from '../../codec/types.js';
+import type { Connection } from '../connection.js';
+import type { BrokerCore } from '../core.js';
+import type { Message } from '../message.js';
+import type { SubscriptionEntry } from '../session.js';
+import { hasWildcard, isValidTopicFilter, parseSharedFilter } from '../topic.js';
+
+export function handleSubscribe(core: BrokerCore, conn: Connection, packet: SubscribePacket): void {
+  const session = conn.session!;
+  const mqtt = core.config.mqtt;
+  const v5 = conn.level === 5;
+  const maxLevels = core.config.limits.maxTopicLevels;
+  const subscriptionId = packet.properties?.subscriptionIdentifiers?.[0];
+  const codes: number[] = [];
+  const retainedSends: Array<{ entry: SubscriptionEntry; messages: Message[] }> = [];
+
+  for (const sub of packet.subscriptions) {
+    const filter = sub.filter;
+    const shared = parseSharedFilter(filter);
+    const inner = shared ? shared.filter : filter;
+    if (shared === null || !isValidTopicFilter(inner, maxLevels)) {
+      codes.push(v5 ? ReasonCode.TOPIC_FILTER_INVALID : SUBACK_FAILURE_V4);
+      continue;
+    }
+    if (shared && !mqtt.sharedSubscriptions) {
+      codes.push(v5 ? ReasonCode.SHARED_SUBSCRIPTIONS_NOT_SUPPORTED : SUBACK_FAILURE_V4);
+      continue;
+    }
+    if (!mqtt.wildcardSubscriptions && hasWildcard(inner)) {
+      codes.push(v5 ? ReasonCode.WILDCARD_SUBSCRIPTIONS_NOT_SUPPORTED : SUBACK_FAILURE_V4);
+      continue;
+    }
+    if (subscriptionId !== undefined && !mqtt.subscriptionIdentifiers) {
+      codes.push(ReasonCode.SUBSCRIPTION_IDENTIFIERS_NOT_SUPPORTED);
+      continue;
+    }
+    if (shared && sub.noLocal) {
+      // [MQTT-3.8.3-4] no local on a shared subscription is a protocol error.
+      codes.push(v5 ? ReasonCode.PROTOCOL_ERROR : SUBACK_FAILURE_V4);
+      continue;
+    }
+    const qos = (sub.qos < mqtt.maxQos ? sub.qos : mqtt.maxQos) as QoS;
+    const entry: SubscriptionEntry = {
+      session,
+      filter,
+      qos,
+      noLocal: sub.noLocal,
+      retainAsPublished: sub.retainAsPublished,
+      retainHandling: sub.retainHandling,
+      subscriptionId,
+    };
+    const existed = core.trie.add(filter, session.clientId, entry);
+    session.subscriptions.set(filter, entry);
+    codes.push(qos);
+    // Retained: never on a shared subscription [MQTT-4.8.2-?]; retain handling 1 only for new ones; 2 never.
+    if (!shared && (sub.retainHandling === 0 || (sub.retainHandling === 1 && !existed))) {
+      const messages = core.retained.match(filter);
+      if (messages.length > 0) retainedSends.push({ entry, messages });
+    }
+    if (core.events.listenerCount('subscribed') > 0) core.events.emit('subscribed', session.clientId, filter, qos);
+  }
+
+  conn.send({ type: 'suback', packetId: packet.packetId, reasonCodes: codes });
+
+  const now = Date.now();
+  const ids = subscriptionId !== undefined ? [subscriptionId] : undefined;
+  for (const { entry, messages } of retainedSends) {
+    for (const message of messages) {
+      if (message.isExpired(now)) continue;
+      const qos = (entry.qos < message.qos ? entry.qos : message.qos) as QoS;
+      // [MQTT-3.3.1-8] retained messages sent on subscribe keep the retain flag.
+      session.deliver(message, qos, true, ids);
+    }
+  }
+}

@@ -1,0 +1,134 @@
+/**
+ * Routes one message to every matching session: trie match, per-session
+ * dedupe of overlapping subscriptions (one delivery at the highest granted
+ * QoS [MQTT-3.3.5-1]), no-local [MQTT-3.8.3-3], retain-as-published
+ * [MQTT-3.3.1-12/13], QoS downgrade [MQTT-3.8.4-6] and one pick per shared
+ * group [MQTT-4.8.2].
+ *
+ * The router is a MatchSink with reusable slots: matching allocates nothing
+ * per subscriber on the common path. It is not re-entrant; a publish made
+ * from inside a delivery callback is deferred until the current one ends.
+ */
+import type { QoS } from '../codec/types.js';
+import type { Message } from './message.js';
+import type { Session, SubscriptionEntry } from './session.js';
+import type { MatchSink, SharedGroup, TopicTrie } from './topic-trie.js';
+
+interface Slot {
+  session: Session | null;
+  qos: QoS;
+  retain: boolean;
+  subscriptionIds: number[] | undefined;
+}
+
+export type SharedStrategy = 'round_robin' | 'random';
+
+export class Router implements MatchSink<SubscriptionEntry> {
+  readonly #trie: TopicTrie<SubscriptionEntry>;
+  readonly #slots: Slot[] = [];
+  #count = 0;
+  #epoch = 0;
+  #message: Message | null = null;
+  #busy = false;
+  #deferred: Message[] = [];
+  strategy: SharedStrategy = 'round_robin';
+
+  constructor(trie: TopicTrie<SubscriptionEntry>) {
+    this.#trie = trie;
+  }
+
+  /** Deliver `message` to all matching sessions; returns the number of sessions it went to. */
+  route(message: Message): number {
+    if (this.#busy) {
+      this.#deferred.push(message);
+      return 0;
+    }
+    this.#busy = true;
+    try {
+      let delivered = this.#routeOne(message);
+      while (this.#deferred.length > 0) delivered += this.#routeOne(this.#deferred.shift()!);
+      return delivered;
+    } finally {
+      this.#busy = false;
+    }
+  }
+
+  #routeOne(message: Message): number {
+    this.#epoch = (this.#epoch + 1) | 0;
+    this.#count = 0;
+    this.#message = message;
+    this.#trie.match(message.topic, this);
+    const count = this.#count;
+    const slots = this.#slots;
+    for (let i = 0; i < count; i++) {
+      const slot = slots[i]!;
+      const session = slot.session!;
+      slot.session = null;
+      session.deliver(message, slot.qos, slot.retain, slot.subscriptionIds);
+      slot.subscriptionIds = undefined;
+    }
+    this.#message = null;
+    return count;
+  }
+
+  onEntry(entry: SubscriptionEntry): void {
+    const message = this.#message!;
+    // [MQTT-3.8.3-3] no-local: not back to the publisher.
+    if (entry.noLocal && entry.session.clientId === message.origin) return;
+    this.#add(entry, message);
+  }
+
+  onGroup(group: SharedGroup<SubscriptionEntry>): void {
+    const entry = this.#pick(group);
+    if (entry !== undefined) this.#add(entry, this.#message!);
+  }
+
+  #add(entry: SubscriptionEntry, message: Message): void {
+    const session = entry.session;
+    const qos = (entry.qos < message.qos ? entry.qos : message.qos) as QoS;
+    const retain = entry.retainAsPublished ? message.retain : false;
+    if (session.matchEpoch === this.#epoch) {
+      const slot = this.#slots[session.matchSlot]!;
+      if (qos > slot.qos) slot.qos = qos;
+      if (retain) slot.retain = true;
+      if (entry.subscriptionId !== undefined) (slot.subscriptionIds ??= []).push(entry.subscriptionId);
+      return;
+    }
+    session.matchEpoch = this.#epoch;
+    session.matchSlot = this.#count;
+    let slot = this.#slots[this.#count];
+    if (slot === undefined) {
+      slot = { session: null, qos: 0, retain: false, subscriptionIds: undefined };
+      this.#slots.push(slot);
+    }
+    slot.session = session;
+    slot.qos = qos;
+    slot.retain = retain;
+    slot.subscriptionIds = entry.subscriptionId !== undefined ? [entry.subscriptionId] : undefined;
+    this.#count++;
+  }
+
+  /** One member per message: prefer connected members, in strategy order. */
+  #pick(group: SharedGroup<SubscriptionEntry>): SubscriptionEntry | undefined {
+    const size = group.members.size;
+    if (size === 0) return undefined;
+    const start = this.strategy === 'random' ? Math.floor(Math.random() * size) : group.cursor % size;
+    let fallback: SubscriptionEntry | undefined;
+    let i = 0;
+    // Map iteration from `start`, wrapping; O(members) but allocation-free.
+    for (let pass = 0; pass < 2; pass++) {
+      for (const entry of group.members.values()) {
+        const index = i++;
+        if (pass === 0 && index < start) continue;
+        if (pass === 1 && index >= start + size) break;
+        if (entry.session.link !== null) {
+          group.cursor = (index % size) + 1;
+          return entry;
+        }
+        fallback ??= entry;
+      }
+    }
+    group.cursor = start + 1;
+    return fallback;
+  }
+}

@@ -1,0 +1,211 @@
+/**
+ * A client session [MQTT-4.1]: subscriptions, the outbound QoS 1/2 window,
+ * the queue behind it, and inbound QoS 2 packet ids awaiting PUBREL. A session
+ * outlives its connection when it is persistent (clean session 0 / v5 session
+ * expiry > 0).
+ *
+ * Invariants:
+ * - `inflight` holds only QoS 1/2 messages that were sent (state SENT or
+ *   PUBREL), keyed by packet id, in send order (Map insertion order).
+ * - `queue` holds messages waiting for a free window slot, a writable socket
+ *   or the client's return, in arrival order; it never exceeds maxQueued.
+ * - While `queue` is non-empty, new deliveries join its tail, so per-topic
+ *   order holds [MQTT-4.6.0-6].
+ */
+import type { QoS, Will } from '../codec/types.js';
+import { Deque } from './deque.js';
+import type { Message } from './message.js';
+
+export const OutState = { QUEUED: 0, SENT: 1, PUBREL: 2 } as const;
+export type OutStateValue = (typeof OutState)[keyof typeof OutState];
+
+/** One message on its way to one session. */
+export interface Outbound {
+  readonly message: Message;
+  /** Delivery QoS: the lower of the message's and the subscription's [MQTT-3.8.4-6]. */
+  readonly qos: QoS;
+  /** Retain flag to deliver with. */
+  readonly retain: boolean;
+  /** v5 subscription identifiers of the matching subscriptions. */
+  readonly subscriptionIds: number[] | undefined;
+  packetId: number;
+  state: OutStateValue;
+}
+
+export interface SubscriptionEntry {
+  readonly session: Session;
+  /** The filter as subscribed (with `$share/group/` when shared). */
+  readonly filter: string;
+  readonly qos: QoS;
+  readonly noLocal: boolean;
+  readonly retainAsPublished: boolean;
+  readonly retainHandling: 0 | 1 | 2;
+  readonly subscriptionId: number | undefined;
+}
+
+/** What a session needs from its live connection. */
+export interface SessionLink {
+  /** Effective outbound window: min(broker max in-flight, client receive maximum). */
+  readonly sendWindow: number;
+  /** True while the socket buffer is over its high-water mark. */
+  readonly congested: boolean;
+  /** Send one PUBLISH; returns false if it could not be sent (e.g. too large for the client) and was dropped. */
+  sendPublish(out: Outbound, dup: boolean): boolean;
+  sendPubrel(packetId: number): void;
+}
+
+/** What a session needs from the broker. */
+export interface SessionHost {
+  readonly maxQueued: number;
+  onDrop(session: Session, out: Outbound, reason: DropReason): void;
+}
+
+export type DropReason = 'queue_full' | 'offline_qos0' | 'expired' | 'too_large';
+
+export class Session {
+  readonly clientId: string;
+  readonly host: SessionHost;
+  link: SessionLink | null = null;
+  readonly subscriptions = new Map<string, SubscriptionEntry>();
+  readonly inflight = new Map<number, Outbound>();
+  readonly queue = new Deque<Outbound>();
+  readonly inboundQos2 = new Set<number>();
+  /** Seconds the session lives after its connection ends; 0xFFFFFFFF = forever. */
+  expiryInterval = 0;
+  will: Will | undefined = undefined;
+  /** A will waiting out its v5 will delay interval [MQTT-3.1.3-9]. */
+  pendingWill: Will | undefined = undefined;
+  willTimer: NodeJS.Timeout | undefined = undefined;
+  /** Set when the session ended (expired, cleaned, taken over with clean start). */
+  ended = false;
+  expiryTimer: NodeJS.Timeout | undefined = undefined;
+  /** Router scratch: which publish last matched this session, and where its slot is. */
+  matchEpoch = 0;
+  matchSlot = 0;
+  #nextPacketId = 1;
+
+  constructor(clientId: string, host: SessionHost) {
+    this.clientId = clientId;
+    this.host = host;
+  }
+
+  get persistent(): boolean {
+    return this.expiryInterval > 0;
+  }
+
+  /** Hand a message to this session: send now, or queue behind earlier ones. */
+  deliver(message: Message, qos: QoS, retain: boolean, subscriptionIds: number[] | undefined): void {
+    const link = this.link;
+    if (link === null && qos === 0) {
+      // Like Mosquitto (queue_qos0_messages false): QoS 0 is not queued for offline clients.
+      return;
+    }
+    const out: Outbound = { message, qos, retain, subscriptionIds, packetId: 0, state: OutState.QUEUED };
+    if (link !== null && this.queue.length === 0 && !link.congested) {
+      if (qos === 0) {
+        link.sendPublish(out, false);
+        return;
+      }
+      if (this.inflight.size < link.sendWindow) {
+        this.#send(link, out);
+        return;
+      }
+    }
+    this.#enqueue(out);
+  }
+
+  /** Move queued messages out while the window and the socket allow. */
+  pump(): void {
+    const link = this.link;
+    if (link === null) return;
+    const now = Date.now();
+    while (this.queue.length > 0 && !link.congested) {
+      const head = this.queue.peek()!;
+      if (head.qos > 0 && this.inflight.size >= link.sendWindow) return;
+      this.queue.shift();
+      if (head.message.isExpired(now)) {
+        this.host.onDrop(this, head, 'expired');
+        continue;
+      }
+      if (head.qos === 0) link.sendPublish(head, false);
+      else this.#send(link, head);
+    }
+  }
+
+  /** PUBACK (QoS 1) or PUBCOMP (QoS 2) received: the message is done. */
+  complete(packetId: number, expected: OutStateValue): boolean {
+    const out = this.inflight.get(packetId);
+    if (out === undefined || out.state !== expected) return false;
+    this.inflight.delete(packetId);
+    this.pump();
+    return true;
+  }
+
+  /** PUBREC received: discard the message, remember PUBREL [MQTT-4.3.3-?]. */
+  received(packetId: number): boolean {
+    const out = this.inflight.get(packetId);
+    if (out === undefined || out.qos !== 2) return false;
+    if (out.state === OutState.SENT) out.state = OutState.PUBREL;
+    return true;
+  }
+
+  /**
+   * Attach a new connection: resend unacknowledged PUBLISH with DUP and
+   * PUBREL as they were [MQTT-4.4.0-1], then pump the queue.
+   */
+  attach(link: SessionLink): void {
+    this.link = link;
+    for (const out of this.inflight.values()) {
+      if (out.state === OutState.PUBREL) link.sendPubrel(out.packetId);
+      else link.sendPublish(out, true);
+    }
+    this.pump();
+  }
+
+  detach(): void {
+    this.link = null;
+  }
+
+  /** Drop all state (clean start / session end). */
+  reset(): void {
+    this.subscriptions.clear();
+    this.inflight.clear();
+    this.queue.clear();
+    this.inboundQos2.clear();
+    this.will = undefined;
+    this.pendingWill = undefined;
+    clearTimeout(this.willTimer);
+    this.willTimer = undefined;
+  }
+
+  #send(link: SessionLink, out: Outbound): void {
+    out.message.compact();
+    out.packetId = this.#allocatePacketId();
+    out.state = OutState.SENT;
+    this.inflight.set(out.packetId, out);
+    if (!link.sendPublish(out, false)) this.inflight.delete(out.packetId);
+  }
+
+  #enqueue(out: Outbound): void {
+    const max = this.host.maxQueued;
+    if (max === 0) {
+      this.host.onDrop(this, out, 'queue_full');
+      return;
+    }
+    if (this.queue.length >= max) {
+      // The oldest queued message makes room for the newest.
+      const oldest = this.queue.shift()!;
+      this.host.onDrop(this, oldest, 'queue_full');
+    }
+    out.message.compact();
+    this.queue.push(out);
+  }
+
+  /** Next packet id not in use by an in-flight message [MQTT-2.3.1-2]. */
+  #allocatePacketId(): number {
+    let id = this.#nextPacketId;
+    while (this.inflight.has(id)) id = id === 65535 ? 1 : id + 1;
+    this.#nextPacketId = id === 65535 ? 1 : id + 1;
+    return id;
+  }
+}
