@@ -1,0 +1,59 @@
+/**
+ * `tern broker` (the default command): load the config (a file or the
+ * defaults), apply -p/-l/--log-level, start the broker and install the
+ * signal handlers. The startup log line names every bound address, so
+ * `tern -p 0` tells its caller which port it got.
+ */
+import { createBroker } from '../broker/broker.js';
+import { loadConfigFile, resolveConfig } from '../config/load.js';
+import type { ListenerConfig, TernConfig, TernConfigInput } from '../config/schema.js';
+import { createLogger } from '../observability/logger.js';
+import { installSignalHandlers } from './signals.js';
+import { packageVersion } from './version.js';
+
+export interface BrokerCommandOptions {
+  readonly configFile: string | undefined;
+  readonly port: number | undefined;
+  readonly host: string | undefined;
+  readonly logLevel: string | undefined;
+  readonly repair: boolean;
+}
+
+/** The file's config (or the defaults) with the command-line overrides applied and validated. */
+export async function brokerConfig(options: BrokerCommandOptions): Promise<TernConfig> {
+  const base = options.configFile === undefined ? resolveConfig({}) : await loadConfigFile(options.configFile);
+  if (options.port === undefined && options.host === undefined && options.logLevel === undefined) return base;
+  const input: TernConfigInput = { ...base };
+  if (options.port !== undefined || options.host !== undefined) {
+    // -p / -l change the first listener, or create one when the file has none.
+    const [first, ...others] = base.listeners;
+    const listener: Partial<ListenerConfig> = { ...first };
+    if (options.port !== undefined) listener.port = options.port;
+    if (options.host !== undefined) listener.host = options.host;
+    input.listeners = [listener, ...others];
+  }
+  if (options.logLevel !== undefined) {
+    input.log = { ...base.log, level: options.logLevel as TernConfig['log']['level'] };
+  }
+  return resolveConfig(input);
+}
+
+/** Start the broker; resolves once it listens (the process then runs until a signal). */
+export async function runBrokerCommand(options: BrokerCommandOptions): Promise<void> {
+  const config = await brokerConfig(options);
+  const log = createLogger(config.log);
+  const version = packageVersion();
+  if (options.repair) log.warn('--repair: storage repair is not available in this version; starting normally');
+  const broker = createBroker({ ...config, logger: log });
+  const removeSignalHandlers = installSignalHandlers({ close: () => broker.close(), log });
+  let addresses: Array<{ type: string; host: string; port: number }>;
+  try {
+    addresses = await broker.listen();
+  } catch (err) {
+    removeSignalHandlers();
+    await broker.close().catch(() => undefined);
+    throw err;
+  }
+  const urls = addresses.map((a) => `${a.type}://${a.host}:${a.port}`);
+  log.info({ version, addresses }, `tern ${version} started, listening on ${urls.join(', ')}`);
+}
