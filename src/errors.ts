@@ -59,6 +59,7 @@ export const ERRORS = {
   // Broker lifecycle
   ERR_BROKER_CLOSED: { message: 'broker is closed' },
   ERR_BROKER_NOT_LISTENING: { message: 'broker is not listening' },
+  ERR_BROKER_STARTED: { message: 'broker was already started' },
   ERR_LISTEN: { message: 'cannot bind listener' },
   // Storage
   ERR_STORAGE_OPEN: { message: 'cannot open storage' },
@@ -71,6 +72,15 @@ export const ERRORS = {
   // Auth
   ERR_AUTH_PASSWORD_FILE: { message: 'invalid password file' },
   ERR_AUTH_ACL_FILE: { message: 'invalid ACL file' },
+  // Listeners (src/transport)
+  ERR_TLS_FILE: { message: 'cannot load TLS certificate, key or CA' },
+  ERR_PROXY_PROTOCOL: { message: 'invalid PROXY protocol header' },
+  // Hooks and plugins (src/hooks)
+  ERR_HOOK_UNKNOWN: { message: 'unknown hook or event name' },
+  ERR_HOOK_INVALID: { message: 'a hook must be a function' },
+  ERR_PLUGIN_LOAD: { message: 'cannot load plugin' },
+  ERR_PLUGIN_INVALID: { message: 'not a Tern plugin' },
+  ERR_PLUGIN_API_VERSION: { message: 'unsupported plugin API version' },
   // CLI
   ERR_CLI_USAGE: { message: 'invalid command line' },
   // Client (src/client: bridge and bench)

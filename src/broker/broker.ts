@@ -12,7 +12,9 @@ import type { TernConfig, TernConfigInput } from '../config/schema.js';
 import { ternError } from '../errors.js';
 import { createLogger, type Logger } from '../observability/logger.js';
 import type { Listener, ListenerAddress } from '../transport/listener.js';
-import { TcpListener } from '../transport/tcp.js';
+import { createListener } from '../transport/create.js';
+import { createPersistence } from '../persistence/create.js';
+import type { Persistence } from '../persistence/persistence.js';
 import { Connection, type ConnectionInfo } from './connection.js';
 import { BrokerCore } from './core.js';
 import { Message } from './message.js';
@@ -21,6 +23,10 @@ import { isValidTopicName } from './topic.js';
 export interface BrokerOptions extends TernConfigInput {
   /** Use this logger instead of one built from `log`. */
   logger?: Logger;
+  /** Use this store instead of one built from `storage` (tests, embedding). */
+  persistence?: Persistence;
+  /** Move a corrupt SQLite store aside and start empty (`tern --repair`). */
+  repair?: boolean;
 }
 
 export interface PublishOptions {
@@ -54,13 +60,15 @@ export class Broker extends EventEmitter<BrokerEvents> {
   #listeners: Listener[] = [];
   #addresses: ListenerAddress[] = [];
   #closed = false;
+  #started = false;
 
   constructor(options: BrokerOptions = {}) {
     super();
-    const { logger, ...rest } = options;
+    const { logger, persistence, repair, ...rest } = options;
     this.config = resolveConfig(rest);
     this.log = logger ?? createLogger(this.config.log);
-    this.#core = new BrokerCore(this.config, this.log, this as EventEmitter);
+    const store = persistence ?? createPersistence({ ...this.config.storage, repair: repair ?? false });
+    this.#core = new BrokerCore(this.config, this.log, this as EventEmitter, store);
   }
 
   /** Addresses bound by listen(). */
@@ -78,11 +86,14 @@ export class Broker extends EventEmitter<BrokerEvents> {
     return this.#core;
   }
 
-  /** Bind every configured listener. */
+  /** Open storage (restoring sessions), then bind every configured listener. */
   async listen(): Promise<ListenerAddress[]> {
     if (this.#closed) throw ternError('ERR_BROKER_CLOSED');
+    if (this.#started) throw ternError('ERR_BROKER_STARTED');
+    this.#started = true;
+    await this.#core.start();
     const handler = (stream: Duplex, info: ConnectionInfo): void => this.handle(stream, info);
-    const listeners = this.config.listeners.map((cfg) => new TcpListener(cfg, handler));
+    const listeners = this.config.listeners.map((cfg) => createListener(cfg, handler));
     try {
       for (const listener of listeners) {
         this.#addresses.push(await listener.start());
@@ -92,6 +103,8 @@ export class Broker extends EventEmitter<BrokerEvents> {
       await Promise.all(this.#listeners.map((l) => l.close()));
       this.#listeners = [];
       this.#addresses = [];
+      await this.#core.stop();
+      this.#closed = true;
       throw err;
     }
     for (const a of this.#addresses) this.log.info({ listener: a.type, host: a.host, port: a.port }, `listening on ${a.type}://${a.host}:${a.port}`);
@@ -118,6 +131,7 @@ export class Broker extends EventEmitter<BrokerEvents> {
       throw ternError('ERR_MQTT_TOPIC_NAME_INVALID', options.topic);
     }
     const payload = typeof options.payload === 'string' ? Buffer.from(options.payload) : options.payload;
+    if (!this.#started) throw ternError('ERR_BROKER_NOT_LISTENING');
     const expiry = options.properties?.messageExpiryInterval;
     this.#core.publish(
       new Message({
@@ -154,7 +168,7 @@ export class Broker extends EventEmitter<BrokerEvents> {
     const timeout = new Promise<void>((resolve) => setTimeout(resolve, 2000).unref());
     await Promise.race([Promise.all(closing), timeout]);
     for (const conn of core.connections) conn.destroy('server shutting down');
-    for (const session of core.sessions.values()) clearTimeout(session.expiryTimer);
+    if (this.#started) await core.stop();
     this.log.info('broker closed');
   }
 }

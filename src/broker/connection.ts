@@ -69,8 +69,10 @@ export class Connection implements SessionLink {
   clientTopicAliasMaximum = 0;
   /** Inbound topic aliases (alias -> topic), v5. */
   inboundAliases: Map<number, string> | null = null;
-  /** Inbound QoS 1/2 PUBLISH not yet acknowledged, for receive-maximum enforcement. */
+  /** Inbound QoS 1/2 PUBLISH whose ack waits for storage, for receive-maximum enforcement. */
   inboundUnacked = 0;
+  /** The last ack still waiting for storage; later acks queue behind it. */
+  ackTail: Promise<void> | null = null;
   /** Packets that arrived while an async CONNECT was being handled. */
   pending: Packet[] | null = null;
 

@@ -11,10 +11,12 @@ import type { TernConfig } from '../config/schema.js';
 import type { TernError } from '../errors.js';
 import type { Logger } from '../observability/logger.js';
 import type { Connection, ConnectionHost } from './connection.js';
+import type { Persistence } from '../persistence/persistence.js';
 import { dispatch } from './dispatch.js';
+import { Durable, willFromStored } from './durable.js';
 import { Message } from './message.js';
-import { RetainedStore } from './retained.js';
 import { Router } from './router.js';
+import { topicMatches } from './topic.js';
 import { Session, type DropReason, type Outbound, type SessionHost } from './session.js';
 import { TopicTrie } from './topic-trie.js';
 import type { SubscriptionEntry } from './session.js';
@@ -36,11 +38,12 @@ export class BrokerCore implements ConnectionHost, SessionHost {
   readonly connections = new Set<Connection>();
   readonly trie = new TopicTrie<SubscriptionEntry>();
   readonly router = new Router(this.trie);
-  readonly retained = new RetainedStore();
+  readonly durable: Durable;
   readonly stats = new BrokerStats();
   readonly startedAt = Date.now();
   closing = false;
   #idCounter = 0;
+  #purgeTimer: NodeJS.Timeout | undefined = undefined;
 
   // ConnectionHost / SessionHost limits, flattened for the hot path.
   readonly maxPacketSize: number;
@@ -50,10 +53,13 @@ export class BrokerCore implements ConnectionHost, SessionHost {
   readonly drainTimeoutMs: number;
   readonly connectTimeoutMs: number;
 
-  constructor(config: TernConfig, log: Logger, events: EventEmitter) {
+  constructor(config: TernConfig, log: Logger, events: EventEmitter, persistence: Persistence) {
     this.config = config;
     this.log = log;
     this.events = events;
+    // The memory backend commits synchronously: no reason to wait for a group.
+    this.durable = new Durable(persistence, config.storage.backend === 'memory' ? 0 : config.storage.durability === 'full' ? 4 : 2);
+    this.durable.onBackgroundError = (err) => this.log.error({ err }, 'storage write failed');
     const l = config.limits;
     this.maxPacketSize = l.maxPacketSize;
     this.maxInflight = l.maxInflight;
@@ -91,11 +97,13 @@ export class BrokerCore implements ConnectionHost, SessionHost {
     if (session === null) return;
     conn.session = null;
     if (session.link === conn) session.detach();
+    session.disconnectedAt = Date.now();
     this.log.debug({ clientId: conn.clientId, reason: conn.closeReason }, 'client disconnected');
     // [MQTT-3.1.2-8] the will goes out unless the client sent DISCONNECT.
     const will = session.will;
     session.will = undefined;
     if (will !== undefined && !conn.cleanDisconnect) this.#willOnClose(session, will);
+    if (session.expiryInterval > 0) this.durable.putSession(session);
     this.#scheduleSessionEnd(session);
     this.events.emit('clientDisconnected', conn.clientId, conn.closeReason);
   }
@@ -111,15 +119,55 @@ export class BrokerCore implements ConnectionHost, SessionHost {
     this.events.emit('messageDropped', session.clientId, out.message.topic, reason);
   }
 
+  storeOutbound(session: Session, out: Outbound): void {
+    this.durable.putOutbound(session, out);
+  }
+
+  forgetOutbound(session: Session, out: Outbound): void {
+    this.durable.deleteOutbound(session, out);
+  }
+
   // ---- routing ----
 
-  /** Route a message (from a client or the API) and keep it if retained. */
-  publish(message: Message): number {
+  /** Route a message to matching sessions; returns how many it went to. */
+  route(message: Message): number {
     this.stats.messagesReceived++;
-    if (message.retain) this.retained.set(message);
     const n = this.router.route(message);
     this.stats.messagesSent += n;
     return n;
+  }
+
+  /**
+   * Store (or with an empty payload, clear) a retained message
+   * [MQTT-3.3.1-5/10/11]. The promise settles when it is durable.
+   */
+  storeRetained(message: Message): Promise<void> {
+    message.compact();
+    return this.durable.setRetained(message);
+  }
+
+  /** Route a message not from a client's PUBLISH (will, API): retained kept, errors logged. */
+  publish(message: Message): number {
+    if (message.retain) {
+      this.storeRetained(message).catch((err: unknown) => this.log.warn({ err, topic: message.topic }, 'retained message not stored'));
+    }
+    return this.route(message);
+  }
+
+  /**
+   * Retained messages matching `filter`: the store, overlaid with retained
+   * writes not yet committed (so a subscribe right after a publish sees it).
+   */
+  async matchRetained(filter: string): Promise<Message[]> {
+    const pending = this.durable.pendingRetained;
+    const out: Message[] = [];
+    for await (const stored of this.durable.persistence.matchRetained(filter)) {
+      if (!pending.has(stored.topic)) out.push(Durable.toMessage(stored));
+    }
+    for (const [topic, message] of pending) {
+      if (message !== null && topicMatches(filter, topic)) out.push(message);
+    }
+    return out;
   }
 
   publishWill(will: Will, clientId: string): void {
@@ -164,7 +212,9 @@ export class BrokerCore implements ConnectionHost, SessionHost {
     session.pendingWill = undefined;
     clearTimeout(session.willTimer);
     session.willTimer = undefined;
-    if (will !== undefined) this.publishWill(will, session.clientId);
+    if (will === undefined) return;
+    this.publishWill(will, session.clientId);
+    if (session.stored && !session.ended && session.link === null) this.durable.putSession(session);
   }
 
   /** A client came back to its session before the will delay ran out. */
@@ -195,11 +245,12 @@ export class BrokerCore implements ConnectionHost, SessionHost {
     clearTimeout(session.expiryTimer);
     session.expiryTimer = undefined;
     for (const filter of session.subscriptions.keys()) this.trie.remove(filter, session.clientId);
+    if (session.stored) this.durable.deleteSession(session.clientId);
     session.reset();
     if (this.sessions.get(session.clientId) === session) this.sessions.delete(session.clientId);
   }
 
-  #scheduleSessionEnd(session: Session): void {
+  #scheduleSessionEnd(session: Session, disconnectedAt = Date.now()): void {
     const expiry = session.expiryInterval;
     if (expiry === 0) {
       this.endSession(session);
@@ -208,7 +259,7 @@ export class BrokerCore implements ConnectionHost, SessionHost {
     if (expiry === 0xffffffff) return;
     clearTimeout(session.expiryTimer);
     // setTimeout caps at 2^31-1 ms (~24.8 days); re-arm in steps for longer expiries.
-    const due = Date.now() + expiry * 1000;
+    const due = disconnectedAt + expiry * 1000;
     const arm = (): void => {
       const left = due - Date.now();
       if (left <= 0) {
@@ -219,5 +270,74 @@ export class BrokerCore implements ConnectionHost, SessionHost {
       session.expiryTimer.unref();
     };
     arm();
+  }
+
+  // ---- start-up and shutdown ----
+
+  /**
+   * Open the store and bring back persistent sessions: subscriptions into the
+   * trie, queued and in-flight messages into their sessions, QoS 2 packet ids
+   * awaiting PUBREL. Sessions left "connected" by a crash count as
+   * disconnected now, and their wills go out as for any lost connection.
+   */
+  async start(): Promise<void> {
+    const durable = this.durable;
+    await durable.open();
+    const now = Date.now();
+    const purged = await durable.persistence.purgeExpired(now);
+    const crashed: Array<{ session: Session; will: Will }> = [];
+    for await (const record of durable.persistence.loadSessions()) {
+      const session = this.newSession(record.clientId);
+      session.stored = true;
+      session.expiryInterval = record.expiryInterval;
+      session.protocolLevel = record.protocolLevel;
+      session.disconnectedAt = record.disconnectedAt ?? now;
+      if (record.will !== undefined) {
+        const will = willFromStored(record.will);
+        if (record.disconnectedAt === null) crashed.push({ session, will });
+        else if (record.will.delayInterval > 0) session.pendingWill = will;
+      }
+      this.#scheduleSessionEnd(session, record.disconnectedAt ?? now);
+    }
+    for await (const { clientId, subscription } of durable.persistence.loadSubscriptions()) {
+      const session = this.sessions.get(clientId);
+      if (session === undefined) continue;
+      const entry: SubscriptionEntry = { session, ...subscription, subscriptionId: subscription.subscriptionId };
+      this.trie.add(subscription.filter, clientId, entry);
+      session.subscriptions.set(subscription.filter, entry);
+    }
+    const messages = new Map<number, Message>();
+    for (const session of this.sessions.values()) {
+      await durable.loadOutbound(session, messages);
+      for (const id of await durable.persistence.loadInbound(session.clientId)) session.inboundQos2.add(id);
+    }
+    // Delayed wills left pending by a restart go out when their session ends or now, whichever the record allows.
+    for (const session of this.sessions.values()) {
+      if (session.pendingWill !== undefined) {
+        const will = session.pendingWill;
+        session.pendingWill = undefined;
+        this.#willOnClose(session, will);
+      }
+    }
+    for (const { session, will } of crashed) {
+      this.#willOnClose(session, will);
+      durable.putSession(session); // now disconnected: the will must not go out again
+    }
+    if (this.sessions.size > 0 || purged.sessions.length > 0) {
+      this.log.info({ sessions: this.sessions.size, expired: purged.sessions.length }, 'sessions restored from storage');
+    }
+    this.#purgeTimer = setInterval(() => {
+      durable.persistence.purgeExpired(Date.now()).catch((err: unknown) => this.log.warn({ err }, 'expiry purge failed'));
+    }, 60_000);
+    this.#purgeTimer.unref();
+  }
+
+  async stop(): Promise<void> {
+    clearInterval(this.#purgeTimer);
+    for (const session of this.sessions.values()) {
+      clearTimeout(session.expiryTimer);
+      clearTimeout(session.willTimer);
+    }
+    await this.durable.close();
   }
 }

@@ -30,6 +30,8 @@ export interface Outbound {
   readonly subscriptionIds: number[] | undefined;
   packetId: number;
   state: OutStateValue;
+  /** Order key in the store for persistent sessions (0 = not stored). */
+  seq: number;
 }
 
 export interface SubscriptionEntry {
@@ -58,6 +60,10 @@ export interface SessionLink {
 export interface SessionHost {
   readonly maxQueued: number;
   onDrop(session: Session, out: Outbound, reason: DropReason): void;
+  /** A stored (seq > 0) outbound message was created or changed state. */
+  storeOutbound(session: Session, out: Outbound): void;
+  /** A stored outbound message is done (acknowledged, dropped). */
+  forgetOutbound(session: Session, out: Outbound): void;
 }
 
 export type DropReason = 'queue_full' | 'offline_qos0' | 'expired' | 'too_large';
@@ -78,10 +84,18 @@ export class Session {
   willTimer: NodeJS.Timeout | undefined = undefined;
   /** Set when the session ended (expired, cleaned, taken over with clean start). */
   ended = false;
+  /** The store holds a record of this session. */
+  stored = false;
+  /** Protocol level of the last connection (stored with the session). */
+  protocolLevel: 3 | 4 | 5 = 4;
+  /** When the last connection ended (ms epoch); null while connected. */
+  disconnectedAt: number | null = null;
   expiryTimer: NodeJS.Timeout | undefined = undefined;
   /** Router scratch: which publish last matched this session, and where its slot is. */
   matchEpoch = 0;
   matchSlot = 0;
+  /** Next store order key for outbound messages. */
+  nextSeq = 1;
   #nextPacketId = 1;
 
   constructor(clientId: string, host: SessionHost) {
@@ -100,7 +114,8 @@ export class Session {
       // Like Mosquitto (queue_qos0_messages false): QoS 0 is not queued for offline clients.
       return;
     }
-    const out: Outbound = { message, qos, retain, subscriptionIds, packetId: 0, state: OutState.QUEUED };
+    const stored = qos > 0 && this.expiryInterval > 0;
+    const out: Outbound = { message, qos, retain, subscriptionIds, packetId: 0, state: OutState.QUEUED, seq: stored ? this.nextSeq++ : 0 };
     if (link !== null && this.queue.length === 0 && !link.congested) {
       if (qos === 0) {
         link.sendPublish(out, false);
@@ -112,6 +127,7 @@ export class Session {
       }
     }
     this.#enqueue(out);
+    if (out.seq > 0) this.host.storeOutbound(this, out);
   }
 
   /** Move queued messages out while the window and the socket allow. */
@@ -124,7 +140,7 @@ export class Session {
       if (head.qos > 0 && this.inflight.size >= link.sendWindow) return;
       this.queue.shift();
       if (head.message.isExpired(now)) {
-        this.host.onDrop(this, head, 'expired');
+        this.#drop(head, 'expired');
         continue;
       }
       if (head.qos === 0) link.sendPublish(head, false);
@@ -137,6 +153,7 @@ export class Session {
     const out = this.inflight.get(packetId);
     if (out === undefined || out.state !== expected) return false;
     this.inflight.delete(packetId);
+    if (out.seq > 0) this.host.forgetOutbound(this, out);
     this.pump();
     return true;
   }
@@ -145,7 +162,10 @@ export class Session {
   received(packetId: number): boolean {
     const out = this.inflight.get(packetId);
     if (out === undefined || out.qos !== 2) return false;
-    if (out.state === OutState.SENT) out.state = OutState.PUBREL;
+    if (out.state === OutState.SENT) {
+      out.state = OutState.PUBREL;
+      if (out.seq > 0) this.host.storeOutbound(this, out);
+    }
     return true;
   }
 
@@ -183,19 +203,37 @@ export class Session {
     out.packetId = this.#allocatePacketId();
     out.state = OutState.SENT;
     this.inflight.set(out.packetId, out);
-    if (!link.sendPublish(out, false)) this.inflight.delete(out.packetId);
+    if (!link.sendPublish(out, false)) {
+      this.inflight.delete(out.packetId);
+      if (out.seq > 0) this.host.forgetOutbound(this, out);
+      return;
+    }
+    if (out.seq > 0) this.host.storeOutbound(this, out);
+  }
+
+  #drop(out: Outbound, reason: DropReason): void {
+    this.host.onDrop(this, out, reason);
+    if (out.seq > 0) this.host.forgetOutbound(this, out);
+  }
+
+  /** Put back a message restored from the store (at start-up). */
+  restore(out: Outbound): void {
+    if (out.seq >= this.nextSeq) this.nextSeq = out.seq + 1;
+    if (out.state === OutState.QUEUED) this.queue.push(out);
+    else this.inflight.set(out.packetId, out);
   }
 
   #enqueue(out: Outbound): void {
     const max = this.host.maxQueued;
     if (max === 0) {
       this.host.onDrop(this, out, 'queue_full');
+      out.seq = 0;
       return;
     }
     if (this.queue.length >= max) {
       // The oldest queued message makes room for the newest.
       const oldest = this.queue.shift()!;
-      this.host.onDrop(this, oldest, 'queue_full');
+      this.#drop(oldest, 'queue_full');
     }
     out.message.compact();
     this.queue.push(out);

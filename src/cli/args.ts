@@ -11,19 +11,21 @@ export const USAGE = `Usage:
   tern [broker] [-c FILE] [-p PORT] [-l ADDRESS] [--log-level LEVEL] [--repair]
   tern check-config -c FILE
   tern passwd ...
+  tern bench <conn|pub|sub|pairs|fanout|fanin|latency> [options]
   tern --help | --version
 
 Commands:
   broker         Run the MQTT broker (the default command)
   check-config   Validate a configuration file and exit (0 = ok, 1 = invalid)
   passwd         Manage a password file (tern passwd --help)
+  bench          Load generator (tern bench --help)
 
 Broker options:
   -c, --config FILE      TOML configuration file (default: built-in defaults)
   -p, --port PORT        Port of the first listener (0 picks a free port)
   -l, --listen ADDRESS   Bind address of the first listener
       --log-level LEVEL  trace, debug, info, warn, error, fatal or silent
-      --repair           Try to repair damaged storage before starting
+      --repair           Move a corrupt storage file aside (never deleted) and start fresh
   -h, --help             Show this help
   -v, --version          Print the version
 `;
@@ -39,6 +41,7 @@ export type CliCommand =
     }
   | { readonly kind: 'check-config'; readonly configFile: string }
   | { readonly kind: 'passwd'; readonly argv: readonly string[] }
+  | { readonly kind: 'bench'; readonly argv: readonly string[] }
   | { readonly kind: 'help' }
   | { readonly kind: 'version' };
 
@@ -61,7 +64,7 @@ const CHECK_OPTIONS = {
   config: { type: 'string', short: 'c' },
 } as const;
 
-const COMMANDS = new Set(['broker', 'check-config', 'passwd', 'help']);
+const COMMANDS = new Set(['broker', 'check-config', 'passwd', 'bench', 'help']);
 
 /** parseArgs reports unknown flags as TypeError with an ERR_PARSE_ARGS_* code. */
 function asUsageError<T>(run: () => T): T {
@@ -102,6 +105,7 @@ export function parseCliArgs(argv: readonly string[]): CliCommand {
   }
   // passwd has its own flags; it gets its arguments untouched.
   if (command === 'passwd') return { kind: 'passwd', argv: rest };
+  if (command === 'bench') return { kind: 'bench', argv: rest };
   if (command === 'help') return { kind: 'help' };
 
   if (command === 'check-config') {

@@ -43,8 +43,7 @@ export async function runBrokerCommand(options: BrokerCommandOptions): Promise<v
   const config = await brokerConfig(options);
   const log = createLogger(config.log);
   const version = packageVersion();
-  if (options.repair) log.warn('--repair: storage repair is not available in this version; starting normally');
-  const broker = createBroker({ ...config, logger: log });
+  const broker = createBroker({ ...config, logger: log, repair: options.repair });
   const removeSignalHandlers = installSignalHandlers({ close: () => broker.close(), log });
   let addresses: Array<{ type: string; host: string; port: number }>;
   try {

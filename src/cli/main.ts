@@ -32,6 +32,10 @@ async function run(argv: readonly string[]): Promise<number | undefined> {
       const { runPasswd } = await import('./passwd.js');
       return runPasswd([...command.argv]);
     }
+    case 'bench': {
+      const { runBench } = await import('./bench.js');
+      return runBench([...command.argv]);
+    }
     case 'broker': {
       const { runBrokerCommand } = await import('./broker-command.js');
       await runBrokerCommand(command);

@@ -31,11 +31,12 @@ export function handlePubcomp(_core: BrokerCore, conn: Connection, packet: AckPa
   conn.session?.complete(packet.packetId, OutState.PUBREL);
 }
 
-export function handlePubrel(_core: BrokerCore, conn: Connection, packet: AckPacket): void {
+export function handlePubrel(core: BrokerCore, conn: Connection, packet: AckPacket): void {
   const session = conn.session;
   if (session === null) return;
   // [MQTT-4.3.3-?] PUBREL releases the packet id; answer PUBCOMP even when unknown.
   const known = session.inboundQos2.delete(packet.packetId);
+  if (known && session.stored) core.durable.deleteInbound(session.clientId, packet.packetId);
   if (known || conn.level !== 5) conn.send({ type: 'pubcomp', packetId: packet.packetId });
   else conn.send({ type: 'pubcomp', packetId: packet.packetId, reasonCode: ReasonCode.PACKET_IDENTIFIER_NOT_FOUND });
 }

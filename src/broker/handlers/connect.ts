@@ -101,7 +101,20 @@ async function connectFlow(core: BrokerCore, conn: Connection, packet: ConnectPa
       ? 0
       : mqtt.persistentSessionExpiry;
   session.will = packet.will;
+  session.protocolLevel = packet.protocolLevel;
+  session.disconnectedAt = null;
   conn.session = session;
+  // A persistent session is recorded before CONNACK says it exists.
+  if (session.expiryInterval > 0) core.durable.putSession(session);
+  else if (session.stored) {
+    core.durable.deleteSession(clientId);
+    session.stored = false;
+  }
+  if (core.durable.dirty) {
+    await core.durable.flush();
+    // Closed meanwhile: the connection's close already released the session.
+    if (conn.closed) return;
+  }
 
   const connack: Properties | undefined = v5 ? connackProperties(core, assigned, serverKeepAlive, props) : undefined;
   conn.send(

@@ -36,19 +36,17 @@ export function handlePublish(core: BrokerCore, conn: Connection, packet: Publis
   if (qos === 2) {
     if (session.inboundQos2.has(packetId)) {
       // Duplicate of a message already routed: acknowledge only.
-      conn.send({ type: 'pubrec', packetId });
-      return;
+      return acknowledge(core, conn, 'pubrec', packetId, ReasonCode.SUCCESS);
     }
-    if (conn.level === 5 && session.inboundQos2.size >= mqtt.receiveMaximum) {
-      throw ternError('ERR_MQTT_RECEIVE_MAXIMUM_EXCEEDED'); // [MQTT-3.3.4-9]
-    }
+  }
+  if (qos > 0 && conn.level === 5 && session.inboundQos2.size + conn.inboundUnacked >= mqtt.receiveMaximum) {
+    throw ternError('ERR_MQTT_RECEIVE_MAXIMUM_EXCEEDED'); // [MQTT-3.3.4-9]
   }
 
   // [MQTT-3.3.2-?] payload format indicator 1: the payload must be UTF-8.
   if (props?.payloadFormatIndicator === 1 && !isUtf8(packet.payload)) {
     if (qos === 0) throw ternError('ERR_MQTT_PAYLOAD_FORMAT_INVALID');
-    conn.send({ type: qos === 1 ? 'puback' : 'pubrec', packetId, reasonCode: ReasonCode.PAYLOAD_FORMAT_INVALID });
-    return;
+    return acknowledge(core, conn, qos === 1 ? 'puback' : 'pubrec', packetId, ReasonCode.PAYLOAD_FORMAT_INVALID);
   }
 
   const expiry = props?.messageExpiryInterval;
@@ -61,23 +59,78 @@ export function handlePublish(core: BrokerCore, conn: Connection, packet: Publis
     expiresAt: expiry !== undefined ? Date.now() + expiry * 1000 : undefined,
     origin: conn.clientId,
   });
-  const delivered = core.publish(message);
+  // [MQTT-3.3.1-5] keep it if retained; for QoS 1/2 the ack waits for it.
+  const retainedWrite = packet.retain ? core.storeRetained(message) : undefined;
+  const delivered = core.route(message);
   if (core.events.listenerCount('published') > 0) core.events.emit('published', message, conn.clientId);
 
-  if (qos === 1) {
-    if (conn.level === 5 && delivered === 0) {
-      conn.send({ type: 'puback', packetId, reasonCode: ReasonCode.NO_MATCHING_SUBSCRIBERS });
-    } else {
-      conn.send({ type: 'puback', packetId });
-    }
-  } else if (qos === 2) {
-    session.inboundQos2.add(packetId);
-    if (conn.level === 5 && delivered === 0) {
-      conn.send({ type: 'pubrec', packetId, reasonCode: ReasonCode.NO_MATCHING_SUBSCRIBERS });
-    } else {
-      conn.send({ type: 'pubrec', packetId });
-    }
+  if (qos === 0) {
+    retainedWrite?.catch((err: unknown) => core.log.warn({ err, topic }, 'retained message not stored'));
+    return;
   }
+  if (qos === 2) {
+    session.inboundQos2.add(packetId);
+    if (session.expiryInterval > 0) core.durable.putInbound(session.clientId, packetId);
+  }
+  const type = qos === 1 ? 'puback' : 'pubrec';
+  const code = conn.level === 5 && delivered === 0 ? ReasonCode.NO_MATCHING_SUBSCRIBERS : ReasonCode.SUCCESS;
+  // The ack chain: acknowledge only once the message and every queue it joined are stored.
+  const commit = core.durable.dirty ? core.durable.flush() : undefined;
+  if (commit === undefined && retainedWrite === undefined) return acknowledge(core, conn, type, packetId, code);
+  acknowledgeLater(core, conn, type, packetId, code, commit, retainedWrite);
+}
+
+/** Acknowledge now, unless an earlier ack still waits (order is kept). */
+function acknowledge(core: BrokerCore, conn: Connection, type: 'puback' | 'pubrec', packetId: number, code: number): void {
+  if (conn.ackTail === null) conn.send(code === 0 ? { type, packetId } : { type, packetId, reasonCode: code });
+  else acknowledgeLater(core, conn, type, packetId, code, undefined, undefined);
+}
+
+/**
+ * Send an ack once `commit` and `retainedWrite` settle, after any earlier
+ * pending ack of this connection: acks go out in PUBLISH order [MQTT-4.6.0-2].
+ * A failed commit is never acknowledged as success: v5 clients get the
+ * error's reason code, 3.1.1 clients (who have no negative ack) are
+ * disconnected so they resend.
+ */
+function acknowledgeLater(
+  core: BrokerCore,
+  conn: Connection,
+  type: 'puback' | 'pubrec',
+  packetId: number,
+  code: number,
+  commit: Promise<void> | undefined,
+  retainedWrite: Promise<void> | undefined,
+): void {
+  conn.inboundUnacked++;
+  const previous = conn.ackTail;
+  const settled = Promise.all([previous, commit, retainedWrite !== undefined ? retainedWrite.then(() => 0, (err: unknown) => err) : 0]);
+  const tail = settled.then(
+    ([, , retainedError]) => {
+      conn.inboundUnacked--;
+      let reasonCode = code;
+      if (retainedError !== 0) {
+        core.log.warn({ err: retainedError, clientId: conn.clientId }, 'retained message not stored');
+        if (conn.level === 5) reasonCode = ReasonCode.QUOTA_EXCEEDED;
+      }
+      if (conn.closed) return;
+      conn.send(reasonCode === 0 ? { type, packetId } : { type, packetId, reasonCode });
+    },
+    (err: unknown) => {
+      conn.inboundUnacked--;
+      core.log.error({ err, clientId: conn.clientId }, 'storage commit failed; publish not acknowledged');
+      if (conn.closed) return;
+      if (conn.level === 5) {
+        conn.send({ type, packetId, reasonCode: ReasonCode.IMPLEMENTATION_SPECIFIC_ERROR });
+      } else {
+        conn.disconnect(ReasonCode.IMPLEMENTATION_SPECIFIC_ERROR, 'storage unavailable');
+      }
+    },
+  );
+  conn.ackTail = tail;
+  void tail.then(() => {
+    if (conn.ackTail === tail) conn.ackTail = null;
+  });
 }
 
 /** [MQTT-3.3.2-?] v5 topic aliases: a topic sets the alias, an empty topic uses it. */

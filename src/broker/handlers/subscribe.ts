@@ -4,10 +4,9 @@
  * [MQTT-3.8.4-5], then send matching retained messages [MQTT-3.8.4-4].
  */
 import { ReasonCode, SUBACK_FAILURE_V4 } from '../../codec/constants.js';
-import type { QoS, SubscribePacket } from '../../codec/types.js';
+import type { QoS, SubackPacket, SubscribePacket } from '../../codec/types.js';
 import type { Connection } from '../connection.js';
 import type { BrokerCore } from '../core.js';
-import type { Message } from '../message.js';
 import type { SubscriptionEntry } from '../session.js';
 import { hasWildcard, isValidTopicFilter, parseSharedFilter } from '../topic.js';
 
@@ -18,7 +17,7 @@ export function handleSubscribe(core: BrokerCore, conn: Connection, packet: Subs
   const maxLevels = core.config.limits.maxTopicLevels;
   const subscriptionId = packet.properties?.subscriptionIdentifiers?.[0];
   const codes: number[] = [];
-  const retainedSends: Array<{ entry: SubscriptionEntry; messages: Message[] }> = [];
+  const retainedFor: SubscriptionEntry[] = [];
 
   for (const sub of packet.subscriptions) {
     const filter = sub.filter;
@@ -57,25 +56,45 @@ export function handleSubscribe(core: BrokerCore, conn: Connection, packet: Subs
     };
     const existed = core.trie.add(filter, session.clientId, entry);
     session.subscriptions.set(filter, entry);
+    if (session.expiryInterval > 0) core.durable.putSubscription(session.clientId, entry);
     codes.push(qos);
     // Retained: never on a shared subscription [MQTT-4.8.2-?]; retain handling 1 only for new ones; 2 never.
-    if (!shared && (sub.retainHandling === 0 || (sub.retainHandling === 1 && !existed))) {
-      const messages = core.retained.match(filter);
-      if (messages.length > 0) retainedSends.push({ entry, messages });
-    }
+    if (!shared && (sub.retainHandling === 0 || (sub.retainHandling === 1 && !existed))) retainedFor.push(entry);
     if (core.events.listenerCount('subscribed') > 0) core.events.emit('subscribed', session.clientId, filter, qos);
   }
 
-  conn.send({ type: 'suback', packetId: packet.packetId, reasonCodes: codes });
+  const suback = { type: 'suback' as const, packetId: packet.packetId, reasonCodes: codes };
+  if (!core.durable.dirty && retainedFor.length === 0) {
+    conn.send(suback);
+    return;
+  }
+  // SUBACK once the subscriptions are stored; then the retained messages [MQTT-3.8.4-4].
+  afterSubscribe(core, conn, suback, retainedFor, subscriptionId).catch((err: unknown) => {
+    core.log.error({ err, clientId: session.clientId }, 'subscribe failed');
+    if (!conn.closed) conn.disconnect(ReasonCode.IMPLEMENTATION_SPECIFIC_ERROR, 'storage unavailable');
+  });
+}
 
-  const now = Date.now();
+async function afterSubscribe(
+  core: BrokerCore,
+  conn: Connection,
+  suback: SubackPacket,
+  retainedFor: SubscriptionEntry[],
+  subscriptionId: number | undefined,
+): Promise<void> {
+  if (core.durable.dirty) await core.durable.flush();
+  if (conn.closed) return;
+  conn.send(suback);
   const ids = subscriptionId !== undefined ? [subscriptionId] : undefined;
-  for (const { entry, messages } of retainedSends) {
+  for (const entry of retainedFor) {
+    const messages = await core.matchRetained(entry.filter);
+    const now = Date.now();
     for (const message of messages) {
-      if (message.isExpired(now)) continue;
+      if (message.isExpired(now) || entry.session.ended) continue;
       const qos = (entry.qos < message.qos ? entry.qos : message.qos) as QoS;
       // [MQTT-3.3.1-8] retained messages sent on subscribe keep the retain flag.
-      session.deliver(message, qos, true, ids);
+      entry.session.deliver(message, qos, true, ids);
     }
   }
+  if (core.durable.dirty) core.durable.flush().catch((err: unknown) => core.durable.onBackgroundError(err));
 }
