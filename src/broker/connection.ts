@@ -46,10 +46,10 @@ const enum Phase {
   Closed,
 }
 
-let nextConnectionId = 1;
+/** Topics shorter than this are sent in full: an alias would save too little to cost a per-client encoding. */
+const MIN_ALIASED_TOPIC = 8;
 
 export class Connection implements SessionLink {
-  readonly id = nextConnectionId++;
   readonly stream: Duplex;
   readonly info: ConnectionInfo;
   readonly host: ConnectionHost;
@@ -76,6 +76,8 @@ export class Connection implements SessionLink {
   /** Packets that arrived while an async CONNECT was being handled. */
   pending: Packet[] | null = null;
 
+  /** Outbound topic aliases (topic -> alias) within the client's maximum, v5. */
+  #outAliases: Map<string, number> | null = null;
   #phase = Phase.AwaitingConnect;
   readonly #framer: Framer;
   #corked = false;
@@ -148,9 +150,26 @@ export class Connection implements SessionLink {
     const message = out.message;
     let bytes: Buffer;
     const ids = out.subscriptionIds;
-    if (this.level === 5 && ((ids !== undefined && ids.length > 0) || message.expiresAt !== undefined)) {
+    let newAlias = 0;
+    const aliasable = this.level === 5 && this.clientTopicAliasMaximum > 0 && message.topic.length >= MIN_ALIASED_TOPIC;
+    if (this.level === 5 && (aliasable || (ids !== undefined && ids.length > 0) || message.expiresAt !== undefined)) {
       // Per-subscriber properties: this delivery gets its own encoding.
-      const packet = message.toPacket(out.qos, out.retain, message.propertiesFor(ids));
+      let properties = message.propertiesFor(ids);
+      let topic = message.topic;
+      if (aliasable) {
+        const aliases = (this.#outAliases ??= new Map());
+        const alias = aliases.get(topic);
+        if (alias !== undefined) {
+          // [MQTT-3.3.2-?] a known alias: empty topic, alias property.
+          properties = { ...properties, topicAlias: alias };
+          topic = '';
+        } else if (aliases.size < this.clientTopicAliasMaximum) {
+          newAlias = aliases.size + 1;
+          properties = { ...properties, topicAlias: newAlias };
+        }
+      }
+      const packet = message.toPacket(out.qos, out.retain, properties);
+      packet.topic = topic;
       if (out.qos > 0) packet.packetId = out.packetId;
       packet.dup = dup;
       bytes = encodePacket(packet, 5);
@@ -164,6 +183,8 @@ export class Connection implements SessionLink {
       this.session?.host.onDrop(this.session, out, 'too_large');
       return false;
     }
+    // The alias is the client's only once the packet that sets it is sent.
+    if (newAlias !== 0) this.#outAliases!.set(message.topic, newAlias);
     this.write(bytes);
     return true;
   }

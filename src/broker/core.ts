@@ -244,9 +244,12 @@ export class BrokerCore implements ConnectionHost, SessionHost {
     this.#firePendingWill(session);
     clearTimeout(session.expiryTimer);
     session.expiryTimer = undefined;
+    const unfinished = session.unfinishedShared();
     for (const filter of session.subscriptions.keys()) this.trie.remove(filter, session.clientId);
     if (session.stored) this.durable.deleteSession(session.clientId);
     session.reset();
+    // Shared-subscription messages this member never finished go to another member.
+    for (const out of unfinished) this.router.handOff(out.message, out.group!);
     if (this.sessions.get(session.clientId) === session) this.sessions.delete(session.clientId);
   }
 

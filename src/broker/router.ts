@@ -19,6 +19,7 @@ interface Slot {
   qos: QoS;
   retain: boolean;
   subscriptionIds: number[] | undefined;
+  group: SharedGroup<SubscriptionEntry> | undefined;
 }
 
 export type SharedStrategy = 'round_robin' | 'random';
@@ -64,8 +65,9 @@ export class Router implements MatchSink<SubscriptionEntry> {
       const slot = slots[i]!;
       const session = slot.session!;
       slot.session = null;
-      session.deliver(message, slot.qos, slot.retain, slot.subscriptionIds);
+      session.deliver(message, slot.qos, slot.retain, slot.subscriptionIds, slot.group);
       slot.subscriptionIds = undefined;
+      slot.group = undefined;
     }
     this.#message = null;
     return count;
@@ -80,10 +82,23 @@ export class Router implements MatchSink<SubscriptionEntry> {
 
   onGroup(group: SharedGroup<SubscriptionEntry>): void {
     const entry = this.#pick(group);
-    if (entry !== undefined) this.#add(entry, this.#message!);
+    if (entry !== undefined) this.#add(entry, this.#message!, group);
   }
 
-  #add(entry: SubscriptionEntry, message: Message): void {
+  /**
+   * A shared-group member left with this message unfinished: give it to
+   * another member of the group [MQTT-4.8.2-?]. Returns false if none is left.
+   */
+  handOff(message: Message, group: SharedGroup<SubscriptionEntry>): boolean {
+    const entry = this.#pick(group);
+    if (entry === undefined) return false;
+    const qos = (entry.qos < message.qos ? entry.qos : message.qos) as QoS;
+    entry.session.deliver(message, qos, entry.retainAsPublished ? message.retain : false,
+      entry.subscriptionId !== undefined ? [entry.subscriptionId] : undefined, group);
+    return true;
+  }
+
+  #add(entry: SubscriptionEntry, message: Message, group?: SharedGroup<SubscriptionEntry>): void {
     const session = entry.session;
     const qos = (entry.qos < message.qos ? entry.qos : message.qos) as QoS;
     const retain = entry.retainAsPublished ? message.retain : false;
@@ -98,13 +113,14 @@ export class Router implements MatchSink<SubscriptionEntry> {
     session.matchSlot = this.#count;
     let slot = this.#slots[this.#count];
     if (slot === undefined) {
-      slot = { session: null, qos: 0, retain: false, subscriptionIds: undefined };
+      slot = { session: null, qos: 0, retain: false, subscriptionIds: undefined, group: undefined };
       this.#slots.push(slot);
     }
     slot.session = session;
     slot.qos = qos;
     slot.retain = retain;
     slot.subscriptionIds = entry.subscriptionId !== undefined ? [entry.subscriptionId] : undefined;
+    slot.group = group;
     this.#count++;
   }
 

@@ -15,6 +15,7 @@
 import type { QoS, Will } from '../codec/types.js';
 import { Deque } from './deque.js';
 import type { Message } from './message.js';
+import type { SharedGroup } from './topic-trie.js';
 
 export const OutState = { QUEUED: 0, SENT: 1, PUBREL: 2 } as const;
 export type OutStateValue = (typeof OutState)[keyof typeof OutState];
@@ -32,6 +33,8 @@ export interface Outbound {
   state: OutStateValue;
   /** Order key in the store for persistent sessions (0 = not stored). */
   seq: number;
+  /** The shared subscription group it was picked for, if any (handed on if this member leaves). */
+  group?: SharedGroup<SubscriptionEntry> | undefined;
 }
 
 export interface SubscriptionEntry {
@@ -108,14 +111,20 @@ export class Session {
   }
 
   /** Hand a message to this session: send now, or queue behind earlier ones. */
-  deliver(message: Message, qos: QoS, retain: boolean, subscriptionIds: number[] | undefined): void {
+  deliver(
+    message: Message,
+    qos: QoS,
+    retain: boolean,
+    subscriptionIds: number[] | undefined,
+    group?: SharedGroup<SubscriptionEntry>,
+  ): void {
     const link = this.link;
     if (link === null && qos === 0) {
       // Like Mosquitto (queue_qos0_messages false): QoS 0 is not queued for offline clients.
       return;
     }
     const stored = qos > 0 && this.expiryInterval > 0;
-    const out: Outbound = { message, qos, retain, subscriptionIds, packetId: 0, state: OutState.QUEUED, seq: stored ? this.nextSeq++ : 0 };
+    const out: Outbound = { message, qos, retain, subscriptionIds, packetId: 0, state: OutState.QUEUED, seq: stored ? this.nextSeq++ : 0, group };
     if (link !== null && this.queue.length === 0 && !link.congested) {
       if (qos === 0) {
         link.sendPublish(out, false);
@@ -184,6 +193,14 @@ export class Session {
 
   detach(): void {
     this.link = null;
+  }
+
+  /** QoS 1/2 messages not yet completed that came through a shared subscription. */
+  unfinishedShared(): Outbound[] {
+    const out: Outbound[] = [];
+    for (const o of this.inflight.values()) if (o.group !== undefined && o.state === OutState.SENT) out.push(o);
+    for (const o of this.queue) if (o.group !== undefined && o.qos > 0) out.push(o);
+    return out;
   }
 
   /** Drop all state (clean start / session end). */

@@ -12,7 +12,7 @@ export function handlePuback(_core: BrokerCore, conn: Connection, packet: AckPac
   conn.session?.complete(packet.packetId, OutState.SENT);
 }
 
-export function handlePubrec(_core: BrokerCore, conn: Connection, packet: AckPacket): void {
+export function handlePubrec(core: BrokerCore, conn: Connection, packet: AckPacket): void {
   const session = conn.session;
   if (session === null) return;
   // v5: a PUBREC with an error reason ends the flow [MQTT-4.3.3-?].
@@ -21,7 +21,9 @@ export function handlePubrec(_core: BrokerCore, conn: Connection, packet: AckPac
     return;
   }
   if (session.received(packet.packetId)) {
-    conn.send({ type: 'pubrel', packetId: packet.packetId });
+    // Stored sessions: PUBREL only once the PUBREL state is durable, so a restart
+    // resends PUBREL rather than the PUBLISH the client already passed on.
+    afterCommit(core, conn, { type: 'pubrel', packetId: packet.packetId });
   } else if (conn.level === 5) {
     conn.send({ type: 'pubrel', packetId: packet.packetId, reasonCode: ReasonCode.PACKET_IDENTIFIER_NOT_FOUND });
   }
@@ -36,7 +38,29 @@ export function handlePubrel(core: BrokerCore, conn: Connection, packet: AckPack
   if (session === null) return;
   // [MQTT-4.3.3-?] PUBREL releases the packet id; answer PUBCOMP even when unknown.
   const known = session.inboundQos2.delete(packet.packetId);
+  if (!known && conn.level === 5) {
+    conn.send({ type: 'pubcomp', packetId: packet.packetId, reasonCode: ReasonCode.PACKET_IDENTIFIER_NOT_FOUND });
+    return;
+  }
+  // PUBCOMP frees the id for reuse by the client: only once its release is durable,
+  // or a restart would take the next message with that id for a duplicate.
   if (known && session.stored) core.durable.deleteInbound(session.clientId, packet.packetId);
-  if (known || conn.level !== 5) conn.send({ type: 'pubcomp', packetId: packet.packetId });
-  else conn.send({ type: 'pubcomp', packetId: packet.packetId, reasonCode: ReasonCode.PACKET_IDENTIFIER_NOT_FOUND });
+  afterCommit(core, conn, { type: 'pubcomp', packetId: packet.packetId });
+}
+
+/** Send `packet` now, or once buffered storage changes are committed. */
+function afterCommit(core: BrokerCore, conn: Connection, packet: AckPacket): void {
+  if (!core.durable.dirty) {
+    conn.send(packet);
+    return;
+  }
+  core.durable.flush().then(
+    () => {
+      if (!conn.closed) conn.send(packet);
+    },
+    (err: unknown) => {
+      core.log.error({ err, clientId: conn.clientId }, 'storage commit failed');
+      if (!conn.closed) conn.disconnect(ReasonCode.IMPLEMENTATION_SPECIFIC_ERROR, 'storage unavailable');
+    },
+  );
 }

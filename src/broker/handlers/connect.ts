@@ -51,6 +51,10 @@ async function connectFlow(core: BrokerCore, conn: Connection, packet: ConnectPa
   }
 
   const props = packet.properties;
+  if (v5 && props?.authenticationMethod !== undefined) {
+    // [MQTT-4.12.0-1] an authentication method the server does not support.
+    return refuse(conn, ReasonCode.BAD_AUTHENTICATION_METHOD, `unsupported authentication method ${props.authenticationMethod}`);
+  }
   if (v5 && props !== undefined) {
     if (props.receiveMaximum !== undefined) conn.clientReceiveMaximum = props.receiveMaximum;
     if (props.maximumPacketSize !== undefined) conn.clientMaximumPacketSize = props.maximumPacketSize;
