@@ -46,6 +46,9 @@ const enum Phase {
   Closed,
 }
 
+/** Bytes of one read handled per event-loop turn (see #handleData). */
+const READ_SLICE = 16 * 1024;
+
 /** Topics shorter than this are sent in full: an alias would save too little to cost a per-client encoding. */
 const MIN_ALIASED_TOPIC = 8;
 
@@ -80,6 +83,8 @@ export class Connection implements SessionLink {
   #outAliases: Map<string, number> | null = null;
   #phase = Phase.AwaitingConnect;
   readonly #framer: Framer;
+  /** The unread part of a large read being fed slice by slice. */
+  #rest: Buffer | null = null;
   #corked = false;
   #keepaliveTimer: NodeJS.Timeout | undefined = undefined;
   #drainTimer: NodeJS.Timeout | undefined = undefined;
@@ -255,8 +260,34 @@ export class Connection implements SessionLink {
 
   // ---- reading ----
 
+  /**
+   * Fairness: a read of up to 64 KiB can hold thousands of small packets. It
+   * is fed to the framer in READ_SLICE pieces, one per event-loop turn, with
+   * the socket paused meanwhile, so one flooding client cannot hold the loop
+   * for long while others wait.
+   */
   #handleData(chunk: Buffer): void {
     this.lastActivity = Date.now();
+    if (chunk.length <= READ_SLICE) {
+      this.#feed(chunk);
+      return;
+    }
+    this.stream.pause();
+    this.#rest = chunk;
+    this.#feedSlice();
+  }
+
+  readonly #feedSlice = (): void => {
+    const chunk = this.#rest;
+    if (chunk === null || this.closed) return;
+    this.#rest = chunk.length > READ_SLICE ? chunk.subarray(READ_SLICE) : null;
+    this.#feed(chunk.length > READ_SLICE ? chunk.subarray(0, READ_SLICE) : chunk);
+    if (this.closed) return;
+    if (this.#rest !== null) setImmediate(this.#feedSlice);
+    else this.stream.resume();
+  };
+
+  #feed(chunk: Buffer): void {
     try {
       this.#framer.push(chunk, this.#onPacket);
     } catch (err) {

@@ -27,8 +27,12 @@ export const listenerSchema = z
 
 export const limitsSchema = z
   .object({
-    /** Largest packet accepted from a client, in bytes (fixed header included). */
-    maxPacketSize: z.number().int().min(16).max(MAX_PACKET_SIZE).default(MAX_PACKET_SIZE),
+    /**
+     * Largest packet accepted from a client, in bytes (fixed header included).
+     * 1 MiB by default (as EMQX): the protocol allows 256 MiB, and every
+     * connection may buffer up to this much. Up to 268435460.
+     */
+    maxPacketSize: z.number().int().min(16).max(MAX_PACKET_SIZE).default(1024 * 1024),
     /** Simultaneous client connections across all listeners; 0 = unlimited. */
     maxConnections: nonNegativeInt.default(0),
     /** Outbound QoS 1/2 messages unacknowledged per client (like mosquitto max_inflight_messages). */

@@ -110,6 +110,26 @@ export class RawClient {
     for (const b of bufs) this.#socket.write(b);
   }
 
+  /** Writes one buffer; false when the socket's buffer is full (wait for drained()). */
+  write(buf: Buffer): boolean {
+    if (this.#closed) return false;
+    return this.#socket.write(buf);
+  }
+
+  /** Resolves when the socket can take more writes (or has closed). */
+  drained(): Promise<void> {
+    if (this.#closed) return Promise.resolve();
+    return new Promise((resolve) => {
+      const done = (): void => {
+        this.#socket.off('drain', done);
+        this.#socket.off('close', done);
+        resolve();
+      };
+      this.#socket.once('drain', done);
+      this.#socket.once('close', done);
+    });
+  }
+
   /** Stops reading the socket, so the server's writes back up (slow consumer). */
   pauseReading(): void {
     this.#socket.pause();
