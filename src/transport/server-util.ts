@@ -1,0 +1,66 @@
+/** Pieces shared by the listeners: binding, loopback detection, PROXY-protocol accept. */
+import net from 'node:net';
+import type { ListenerConfig } from '../config/schema.js';
+import { ternError } from '../errors.js';
+import type { ListenerAddress } from './listener.js';
+import { readProxyHeader, type ProxyHeader } from './proxy-protocol.js';
+
+/** How long a proxied connection may take to send its PROXY header, milliseconds. */
+export const PROXY_HEADER_TIMEOUT_MS = 10_000;
+
+/** Is this bind address loopback-only? (`0.0.0.0`, `::` and real interfaces are not.) */
+export function isLoopbackHost(host: string): boolean {
+  const h = host.startsWith('[') && host.endsWith(']') ? host.slice(1, -1) : host;
+  if (h === 'localhost' || h === '::1') return true;
+  if (h.startsWith('::ffff:')) return isLoopbackHost(h.slice(7));
+  return net.isIPv4(h) && h.startsWith('127.');
+}
+
+/** Listen on config host:port; resolves with the bound address, rejects with ERR_LISTEN. */
+export function listen(server: net.Server, config: ListenerConfig): Promise<ListenerAddress> {
+  const { host, port, maxConnections, type } = config;
+  if (maxConnections > 0) server.maxConnections = maxConnections;
+  return new Promise((resolve, reject) => {
+    const onError = (err: Error): void => reject(ternError('ERR_LISTEN', `${type} ${host}:${port}: ${err.message}`, { cause: err }));
+    server.once('error', onError);
+    server.listen({ host, port }, () => {
+      server.removeListener('error', onError);
+      server.on('error', () => {});
+      const address = server.address() as net.AddressInfo;
+      resolve({ type, host: address.address, port: address.port });
+    });
+  });
+}
+
+/** Where a connection really comes from, after an optional PROXY header. */
+export interface PeerAddress {
+  readonly remoteAddress: string;
+  readonly remotePort: number;
+  /** The proxy's own address when a PROXY header named the client. */
+  readonly proxyAddress: string | undefined;
+}
+
+export function peerOf(socket: net.Socket, header?: ProxyHeader): PeerAddress {
+  const own = socket.remoteAddress ?? '';
+  if (header === undefined || header.command === 'local' || header.sourceAddress === undefined) {
+    return { remoteAddress: own, remotePort: socket.remotePort ?? 0, proxyAddress: undefined };
+  }
+  return { remoteAddress: header.sourceAddress, remotePort: header.sourcePort ?? 0, proxyAddress: own };
+}
+
+/**
+ * A net.Server whose connections first send a PROXY header. `accept` gets
+ * the socket (header consumed, later bytes still unread) and the real peer.
+ * Bad or missing headers close the connection (logged by `onReject`).
+ */
+export function createProxiedServer(accept: (socket: net.Socket, peer: PeerAddress) => void, onReject: (err: Error, socket: net.Socket) => void): net.Server {
+  return net.createServer({ noDelay: true }, (socket) => {
+    readProxyHeader(socket, PROXY_HEADER_TIMEOUT_MS, (err, header) => {
+      if (err !== null) {
+        onReject(err, socket);
+        return;
+      }
+      accept(socket, peerOf(socket, header));
+    });
+  });
+}
