@@ -302,7 +302,8 @@ export class MqttClient extends EventEmitter<ClientEvents> {
     if (props?.assignedClientIdentifier !== undefined) this.#clientId = props.assignedClientIdentifier;
     this.#serverMaxQos = props?.maximumQoS ?? 2;
     this.#serverMaxPacketSize = props?.maximumPacketSize ?? 0;
-    if (!p.sessionPresent) this.#inboundQos2.clear();
+    // With manual acks an id may be held back un-acknowledged: the server resends it, and it must be delivered again.
+    if (!p.sessionPresent || o.manualAcks) this.#inboundQos2.clear();
     this.#inboundAliases?.clear();
     this.#keepalive.start(this.#keepaliveSeconds, o.pingTimeoutMs);
     if (o.ackTimeoutMs > 0) {
@@ -731,16 +732,29 @@ export class MqttClient extends EventEmitter<ClientEvents> {
       this.emit('message', p);
     } else if (qos === 1) {
       this.emit('message', p);
-      this.#writeAck('puback', p.packetId!);
+      if (!this.#opts.manualAcks) this.#writeAck('puback', p.packetId!);
     } else {
       const id = p.packetId!;
       // [MQTT-4.3.3-10] method B: deliver on first receipt, not again until PUBREL.
       if (!this.#inboundQos2.has(id)) {
         this.#inboundQos2.add(id);
         this.emit('message', p);
+        if (this.#opts.manualAcks) return;
+      } else if (this.#opts.manualAcks) {
+        return; // the caller's ack() answers it
       }
       this.#writeAck('pubrec', id);
     }
+  }
+
+  /**
+   * With `manualAcks`: acknowledge an inbound PUBLISH received on the current
+   * connection (PUBACK for QoS 1, PUBREC for QoS 2). An ack for a message of
+   * an earlier connection must not be sent: the server resends that message.
+   */
+  ack(packetId: number, qos: 1 | 2): void {
+    if (this.#phase !== Phase.CONNECTED) return;
+    this.#writeAck(qos === 1 ? 'puback' : 'pubrec', packetId);
   }
 
   #resolveAlias(p: PublishPacket, alias: number): void {

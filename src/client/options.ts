@@ -13,6 +13,10 @@ export interface TlsOptions {
   /** Client certificate and key (PEM) for mutual TLS. */
   cert?: string | Buffer;
   key?: string | Buffer;
+  /** Client certificate and key as PKCS#12 (instead of cert/key). */
+  pfx?: Buffer;
+  /** Passphrase of an encrypted key or of `pfx`. */
+  passphrase?: string;
   /** Verify the server certificate (default true). */
   rejectUnauthorized?: boolean;
   /** SNI name and the name checked against the certificate (default: host, unless an IP). */
@@ -65,6 +69,12 @@ export interface ClientOptions {
   maxInflight?: number;
   /** Largest inbound packet accepted (default: the protocol maximum). */
   maxPacketSize?: number;
+  /**
+   * Do not acknowledge inbound QoS 1/2 PUBLISH automatically: the caller
+   * calls `ack(packetId, qos)` once it has taken responsibility for the
+   * message (the bridge's ack chain). Default false.
+   */
+  manualAcks?: boolean;
 }
 
 export interface ResolvedReconnect {
@@ -92,6 +102,7 @@ export interface ResolvedOptions {
   readonly reconnect: ResolvedReconnect | null;
   readonly maxInflight: number;
   readonly maxPacketSize: number;
+  readonly manualAcks: boolean;
 }
 
 function int(name: string, value: number | undefined, fallback: number, min: number, max: number): number {
@@ -152,5 +163,6 @@ export function resolveOptions(o: ClientOptions): ResolvedOptions {
     reconnect: resolveReconnect(o.reconnect),
     maxInflight: int('maxInflight', o.maxInflight, 65535, 1, 65535),
     maxPacketSize: int('maxPacketSize', o.maxPacketSize, MAX_PACKET_SIZE, 2, MAX_PACKET_SIZE),
+    manualAcks: o.manualAcks ?? false,
   };
 }

@@ -27,6 +27,8 @@ export function openStream(o: ResolvedOptions): OpenedStream {
     ca: tls.ca,
     cert: tls.cert,
     key: tls.key,
+    pfx: tls.pfx,
+    passphrase: tls.passphrase,
     rejectUnauthorized: tls.rejectUnauthorized ?? true,
     servername,
   });
