@@ -15,7 +15,6 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { TestContext } from 'node:test';
 import { fileURLToPath } from 'node:url';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
@@ -23,6 +22,11 @@ const MAIN = join(ROOT, 'src/cli/main.ts');
 const HOST = '127.0.0.1';
 /** Output kept per process (the tail), for failure messages. */
 const MAX_OUTPUT = 256 * 1024;
+
+/** Where cleanup goes: a node:test TestContext, or anything with the same `after` (benchmarks). */
+export interface AfterHooks {
+  after(fn: () => unknown): void;
+}
 
 export interface BrokerProcessOptions {
   /** Data directory (storage.path); default `<temp dir>/data`. */
@@ -86,7 +90,7 @@ export class BrokerProcess {
   }
 
   /** Writes the config (to a new temp dir) and registers cleanup; does not start. */
-  static async create(t: TestContext, opts: BrokerProcessOptions = {}): Promise<BrokerProcess> {
+  static async create(t: AfterHooks, opts: BrokerProcessOptions = {}): Promise<BrokerProcess> {
     const dir = await mkdtemp(join(tmpdir(), 'tern-proc-'));
     const dataDir = opts.dataDir ?? join(dir, 'data');
     const port = opts.port ?? (await stablePort());
@@ -101,7 +105,7 @@ export class BrokerProcess {
   }
 
   /** create() + start(). */
-  static async start(t: TestContext, opts: BrokerProcessOptions = {}): Promise<BrokerProcess> {
+  static async start(t: AfterHooks, opts: BrokerProcessOptions = {}): Promise<BrokerProcess> {
     const broker = await BrokerProcess.create(t, opts);
     await broker.start();
     return broker;
