@@ -12,6 +12,8 @@ const SYSTEM_PACKAGES = {
   mosquitto: '/usr/sbin/mosquitto',
   'mosquitto-clients': '/usr/bin/mosquitto_sub',
   openssl: '/usr/bin/openssl',
+  'redis-server': '/usr/bin/redis-server',
+  chromium: '/usr/bin/chromium',
 };
 
 function ensureSystemPackages() {

@@ -7,3 +7,6 @@ export type { ErrorCode } from './errors.js';
 export type { TernConfig, TernConfigInput } from './config/schema.js';
 export * from './codec/constants.js';
 export type * from './codec/types.js';
+export * from './bridge/index.js';
+export type { TernPlugin, PluginApi } from './hooks/plugin.js';
+export type * from './hooks/types.js';

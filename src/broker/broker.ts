@@ -13,6 +13,10 @@ import { ternError } from '../errors.js';
 import { createLogger, type Logger } from '../observability/logger.js';
 import type { Listener, ListenerAddress } from '../transport/listener.js';
 import { createListener } from '../transport/create.js';
+import { startOperations, type Operations } from '../ops/index.js';
+import { banListOf, bridgeStatusOf } from '../ops/adapters.js';
+import { createBrokerBridges, type Bridge } from '../bridge/bridge.js';
+import type { OperationsOptions } from '../ops/types.js';
 import { createPersistence } from '../persistence/create.js';
 import type { Persistence } from '../persistence/persistence.js';
 import { Connection, type ConnectionInfo } from './connection.js';
@@ -27,6 +31,8 @@ export interface BrokerOptions extends TernConfigInput {
   persistence?: Persistence;
   /** Move a corrupt SQLite store aside and start empty (`tern --repair`). */
   repair?: boolean;
+  /** Providers for the HTTP/operations side (bans, reload, bridges, BigQuery client options). */
+  operations?: OperationsOptions;
 }
 
 export interface PublishOptions {
@@ -35,6 +41,8 @@ export interface PublishOptions {
   qos?: QoS;
   retain?: boolean;
   properties?: Properties;
+  /** @internal broker housekeeping ($SYS): not counted in statistics nor emitted as `published`. */
+  system?: boolean;
 }
 
 export interface ClientInfo {
@@ -61,14 +69,23 @@ export class Broker extends EventEmitter<BrokerEvents> {
   #addresses: ListenerAddress[] = [];
   #closed = false;
   #started = false;
+  #ops: Operations | null = null;
+  #bridges: Bridge[] = [];
+  #operationsOptions: OperationsOptions;
 
   constructor(options: BrokerOptions = {}) {
     super();
-    const { logger, persistence, repair, ...rest } = options;
+    const { logger, persistence, repair, operations, ...rest } = options;
+    this.#operationsOptions = operations ?? {};
     this.config = resolveConfig(rest);
     this.log = logger ?? createLogger(this.config.log);
     const store = persistence ?? createPersistence({ ...this.config.storage, repair: repair ?? false });
     this.#core = new BrokerCore(this.config, this.log, this as EventEmitter, store);
+  }
+
+  /** @internal the running operations side (HTTP, $SYS, sinks), after listen(). */
+  get operations(): Operations | null {
+    return this.#ops;
   }
 
   /** Addresses bound by listen(). */
@@ -93,7 +110,7 @@ export class Broker extends EventEmitter<BrokerEvents> {
     this.#started = true;
     await this.#core.start();
     const handler = (stream: Duplex, info: ConnectionInfo): void => this.handle(stream, info);
-    const listeners = this.config.listeners.map((cfg) => createListener(cfg, handler));
+    const listeners = this.config.listeners.map((cfg) => createListener(cfg, handler, this.log));
     try {
       for (const listener of listeners) {
         this.#addresses.push(await listener.start());
@@ -108,6 +125,14 @@ export class Broker extends EventEmitter<BrokerEvents> {
       throw err;
     }
     for (const a of this.#addresses) this.log.info({ listener: a.type, host: a.host, port: a.port }, `listening on ${a.type}://${a.host}:${a.port}`);
+    this.#bridges = createBrokerBridges(this, this.config.bridges);
+    for (const bridge of this.#bridges) await bridge.start();
+    this.#ops = await startOperations(this, this.config, {
+      bridges: () => this.#bridges.map(bridgeStatusOf),
+      bans: banListOf(this.#core.security.bans),
+      reload: () => this.reload().then((failures) => ({ reloaded: true, failures: failures.map((e) => e.message) })),
+      ...this.#operationsOptions,
+    });
     return [...this.#addresses];
   }
 
@@ -120,8 +145,27 @@ export class Broker extends EventEmitter<BrokerEvents> {
       stream.destroy();
       return;
     }
+    if (core.security.bans.isBanned(info.remoteAddress)) {
+      stream.destroy();
+      return;
+    }
     core.stats.connectionsTotal++;
     core.connections.add(new Connection(stream, info, core));
+  }
+
+  /**
+   * Re-read what can change live (SIGHUP): listener certificates, password
+   * and ACL files, plugin reload tasks. A broken file keeps the old one (and
+   * is logged); the failures are returned.
+   */
+  async reload(): Promise<Error[]> {
+    const failures: Error[] = [];
+    for (const listener of this.#listeners) {
+      await listener.reload().catch((err: unknown) => failures.push(err as Error));
+    }
+    if (this.#started) failures.push(...(await this.#core.security.reload()));
+    this.log.info({ failures: failures.length }, 'configuration reloaded');
+    return failures;
   }
 
   /** Publish as the broker itself (no client origin). */
@@ -142,6 +186,7 @@ export class Broker extends EventEmitter<BrokerEvents> {
         properties: options.properties,
         expiresAt: expiry !== undefined ? Date.now() + expiry * 1000 : undefined,
       }),
+      options.system === true,
     );
   }
 
@@ -154,6 +199,10 @@ export class Broker extends EventEmitter<BrokerEvents> {
     this.#closed = true;
     const core = this.#core;
     core.closing = true;
+    await this.#ops?.close();
+    this.#ops = null;
+    for (const bridge of this.#bridges) await bridge.close().catch((err: unknown) => this.log.warn({ err }, 'bridge close failed'));
+    this.#bridges = [];
     await Promise.all(this.#listeners.map((l) => l.close()));
     this.#listeners = [];
     const closing = [...core.connections].map(

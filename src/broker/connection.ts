@@ -14,7 +14,7 @@ import { decodePacket } from '../codec/decode.js';
 import { encodePacket } from '../codec/encode.js';
 import { Framer } from '../codec/framer.js';
 import { stampPacketId } from '../codec/publish.js';
-import type { Packet, Properties } from '../codec/types.js';
+import type { AuthPacket, Packet } from '../codec/types.js';
 import { TernError, ternError } from '../errors.js';
 import type { Outbound, Session, SessionLink } from './session.js';
 
@@ -28,6 +28,7 @@ export interface ConnectionInfo {
 
 /** What a connection needs from the broker. */
 export interface ConnectionHost {
+  readonly stats: { bytesReceived: number; bytesSent: number; publishSentByQos: number[] };
   readonly maxPacketSize: number;
   readonly maxInflight: number;
   readonly socketHighWaterMark: number;
@@ -62,6 +63,8 @@ export class Connection implements SessionLink {
   session: Session | null = null;
   keepalive = 0;
   lastActivity = Date.now();
+  /** When the connection was accepted (ms epoch). */
+  readonly connectedAt = Date.now();
   /** DISCONNECT received (normal): no will [MQTT-3.1.2-10]. */
   cleanDisconnect = false;
   /** Why the broker closed it, for logs and events. */
@@ -78,6 +81,10 @@ export class Connection implements SessionLink {
   ackTail: Promise<void> | null = null;
   /** Packets that arrived while an async CONNECT was being handled. */
   pending: Packet[] | null = null;
+  /** The v5 authentication method of this connection (enhanced authentication). */
+  authMethod: string | undefined = undefined;
+  /** Set while an authentication step waits for the client's next AUTH packet. */
+  authWaiter: ((packet: AuthPacket) => void) | null = null;
 
   /** Outbound topic aliases (topic -> alias) within the client's maximum, v5. */
   #outAliases: Map<string, number> | null = null;
@@ -126,12 +133,30 @@ export class Connection implements SessionLink {
     clearTimeout(this.#keepaliveTimer);
     this.#keepaliveTimer = undefined;
     if (keepalive > 0) this.#armKeepalive(keepalive * 1500);
-    const pending = this.pending;
-    this.pending = null;
-    if (pending !== null) {
-      for (const packet of pending) {
-        if (this.closed) break;
-        this.#dispatch(packet);
+    this.release();
+  }
+
+  /**
+   * Hold this connection's next packets (an asynchronous hook is deciding on
+   * the current one), so they are handled in order once it is released.
+   */
+  hold(): void {
+    this.pending ??= [];
+  }
+
+  /** Handle the packets held since hold() (or since CONNECT), in order. */
+  release(): void {
+    while (this.pending !== null) {
+      const pending = this.pending;
+      this.pending = null;
+      for (let i = 0; i < pending.length; i++) {
+        if (this.closed) return;
+        this.#dispatch(pending[i]!);
+        if (this.pending !== null) {
+          // Held again by one of them: keep the rest behind the new hold.
+          (this.pending as Packet[]).push(...pending.slice(i + 1));
+          return;
+        }
       }
     }
   }
@@ -190,6 +215,7 @@ export class Connection implements SessionLink {
     }
     // The alias is the client's only once the packet that sets it is sent.
     if (newAlias !== 0) this.#outAliases!.set(message.topic, newAlias);
+    this.host.stats.publishSentByQos[out.qos]!++;
     this.write(bytes);
     return true;
   }
@@ -213,6 +239,7 @@ export class Connection implements SessionLink {
       process.nextTick(uncork, this);
     }
     stream.write(bytes);
+    this.host.stats.bytesSent += bytes.length;
     if (this.#drainTimer === undefined && stream.writableLength > this.host.socketHighWaterMark) {
       this.#drainTimer = setTimeout(() => this.destroy('slow consumer: socket not drained in time'), this.host.drainTimeoutMs);
     }
@@ -232,8 +259,11 @@ export class Connection implements SessionLink {
     if (this.closed) return;
     this.closeReason = reason;
     if (this.level === 5 && this.#phase === Phase.Connected) {
-      const properties: Properties | undefined = reasonString ? { reasonString } : undefined;
-      this.send(properties ? { type: 'disconnect', reasonCode, properties } : { type: 'disconnect', reasonCode });
+      // The reason string is optional: leave it out if it would exceed the client's
+      // maximum packet size [MQTT-3.14.2-3] (3 bytes of header + 3 of property framing).
+      const max = this.clientMaximumPacketSize;
+      const fits = reasonString !== undefined && (max === 0 || Buffer.byteLength(reasonString) + 8 <= max);
+      this.send(fits ? { type: 'disconnect', reasonCode, properties: { reasonString } } : { type: 'disconnect', reasonCode });
     }
     this.end();
   }
@@ -268,6 +298,7 @@ export class Connection implements SessionLink {
    */
   #handleData(chunk: Buffer): void {
     this.lastActivity = Date.now();
+    this.host.stats.bytesReceived += chunk.length;
     if (chunk.length <= READ_SLICE) {
       this.#feed(chunk);
       return;
@@ -304,6 +335,13 @@ export class Connection implements SessionLink {
     }
     const packet = decodePacket(header, body, this.level);
     if (this.pending !== null) {
+      // During an enhanced-authentication exchange, AUTH answers go to the waiting step.
+      if (packet.type === 'auth' && this.authWaiter !== null) {
+        const waiter = this.authWaiter;
+        this.authWaiter = null;
+        waiter(packet);
+        return;
+      }
       this.pending.push(packet);
       return;
     }

@@ -6,12 +6,14 @@
  */
 import type { EventEmitter } from 'node:events';
 import { ReasonCode } from '../codec/constants.js';
-import type { Packet, Will } from '../codec/types.js';
+import type { Packet, QoS, Will } from '../codec/types.js';
 import type { TernConfig } from '../config/schema.js';
 import type { TernError } from '../errors.js';
 import type { Logger } from '../observability/logger.js';
 import type { Connection, ConnectionHost } from './connection.js';
 import type { Persistence } from '../persistence/persistence.js';
+import { createSecurity, type Security } from '../hooks/security.js';
+import { isPromise } from '../hooks/registry.js';
 import { dispatch } from './dispatch.js';
 import { Durable, willFromStored } from './durable.js';
 import { Message } from './message.js';
@@ -25,7 +27,13 @@ import type { SubscriptionEntry } from './session.js';
 export class BrokerStats {
   messagesReceived = 0;
   messagesSent = 0;
-  publishReceived = 0;
+  bytesReceived = 0;
+  bytesSent = 0;
+  /** PUBLISH packets received from clients, by QoS. */
+  publishReceivedByQos = [0, 0, 0];
+  /** PUBLISH packets sent to clients, by QoS. */
+  publishSentByQos = [0, 0, 0];
+  authFailures = 0;
   dropped: Record<DropReason, number> = { queue_full: 0, offline_qos0: 0, expired: 0, too_large: 0 };
   connectionsTotal = 0;
 }
@@ -42,6 +50,8 @@ export class BrokerCore implements ConnectionHost, SessionHost {
   readonly stats = new BrokerStats();
   readonly startedAt = Date.now();
   closing = false;
+  /** Authentication, authorization, message hooks and bans; set by start(). */
+  security!: Security;
   #idCounter = 0;
   #purgeTimer: NodeJS.Timeout | undefined = undefined;
 
@@ -77,6 +87,10 @@ export class BrokerCore implements ConnectionHost, SessionHost {
 
   onProtocolError(conn: Connection, err: TernError): void {
     const reasonCode = err.reasonCode ?? ReasonCode.UNSPECIFIED_ERROR;
+    // Garbage again and again from one address earns a ban.
+    if (reasonCode === ReasonCode.MALFORMED_PACKET || reasonCode === ReasonCode.PROTOCOL_ERROR) {
+      this.security?.bans.recordFailure(conn.info.remoteAddress, 'malformed');
+    }
     this.log.warn(
       { clientId: conn.clientId || undefined, address: conn.info.remoteAddress, port: conn.info.remotePort, code: err.code, reasonCode },
       `closing connection: ${err.message}`,
@@ -106,6 +120,7 @@ export class BrokerCore implements ConnectionHost, SessionHost {
     if (session.expiryInterval > 0) this.durable.putSession(session);
     this.#scheduleSessionEnd(session);
     this.events.emit('clientDisconnected', conn.clientId, conn.closeReason);
+    if (this.security.hooks.listens('disconnect')) this.security.hooks.emit('disconnect', conn, conn.closeReason);
   }
 
   // ---- SessionHost ----
@@ -130,10 +145,12 @@ export class BrokerCore implements ConnectionHost, SessionHost {
   // ---- routing ----
 
   /** Route a message to matching sessions; returns how many it went to. */
-  route(message: Message): number {
-    this.stats.messagesReceived++;
+  route(message: Message, system = false): number {
     const n = this.router.route(message);
-    this.stats.messagesSent += n;
+    if (!system) {
+      this.stats.messagesReceived++;
+      this.stats.messagesSent += n;
+    }
     return n;
   }
 
@@ -146,12 +163,18 @@ export class BrokerCore implements ConnectionHost, SessionHost {
     return this.durable.setRetained(message);
   }
 
-  /** Route a message not from a client's PUBLISH (will, API): retained kept, errors logged. */
-  publish(message: Message): number {
+  /**
+   * Route a message not from a client's PUBLISH (a will, the API, $SYS):
+   * retained kept, errors logged. `system` messages ($SYS housekeeping) are
+   * neither counted nor emitted as `published`, as Mosquitto does.
+   */
+  publish(message: Message, system = false): number {
     if (message.retain) {
       this.storeRetained(message).catch((err: unknown) => this.log.warn({ err, topic: message.topic }, 'retained message not stored'));
     }
-    return this.route(message);
+    const n = this.route(message, system);
+    if (!system && this.events.listenerCount('published') > 0) this.events.emit('published', message, message.origin);
+    return n;
   }
 
   /**
@@ -284,6 +307,8 @@ export class BrokerCore implements ConnectionHost, SessionHost {
    * disconnected now, and their wills go out as for any lost connection.
    */
   async start(): Promise<void> {
+    this.security = await createSecurity(this.config, { log: this.log });
+    this.#installReadCheck();
     const durable = this.durable;
     await durable.open();
     const now = Date.now();
@@ -335,8 +360,30 @@ export class BrokerCore implements ConnectionHost, SessionHost {
     this.#purgeTimer.unref();
   }
 
+  /**
+   * ACL read rules apply at delivery. A hook answering asynchronously cannot
+   * hold up routing: its delivery then follows when it answers.
+   */
+  #installReadCheck(): void {
+    const hooks = this.security.hooks;
+    if (!hooks.hasAuthorizeRead) return;
+    this.router.readCheck = (entry, message) => {
+      const client = entry.session.client;
+      if (client === undefined) return true;
+      const verdict = hooks.authorizeRead(client, message);
+      if (!isPromise(verdict)) return verdict.allowed;
+      Promise.resolve(verdict).then((v) => {
+        if (!v.allowed || entry.session.ended) return;
+        const qos = (entry.qos < message.qos ? entry.qos : message.qos) as QoS;
+        entry.session.deliver(message, qos, entry.retainAsPublished ? message.retain : false, undefined);
+      }, () => {});
+      return false;
+    };
+  }
+
   async stop(): Promise<void> {
     clearInterval(this.#purgeTimer);
+    await this.security?.close();
     for (const session of this.sessions.values()) {
       clearTimeout(session.expiryTimer);
       clearTimeout(session.willTimer);

@@ -77,12 +77,21 @@ export class Router implements MatchSink<SubscriptionEntry> {
     const message = this.#message!;
     // [MQTT-3.8.3-3] no-local: not back to the publisher.
     if (entry.noLocal && entry.session.clientId === message.origin) return;
+    if (this.readCheck !== null && !this.readCheck(entry, message)) return;
     this.#add(entry, message);
   }
 
+  /**
+   * Delivery-time authorization (ACL read rules): set by the broker only
+   * when a hook wants it, so routing pays nothing otherwise.
+   */
+  readCheck: ((entry: SubscriptionEntry, message: Message) => boolean) | null = null;
+
   onGroup(group: SharedGroup<SubscriptionEntry>): void {
     const entry = this.#pick(group);
-    if (entry !== undefined) this.#add(entry, this.#message!, group);
+    if (entry === undefined) return;
+    if (this.readCheck !== null && !this.readCheck(entry, this.#message!)) return;
+    this.#add(entry, this.#message!, group);
   }
 
   /**
@@ -102,15 +111,18 @@ export class Router implements MatchSink<SubscriptionEntry> {
     const session = entry.session;
     const qos = (entry.qos < message.qos ? entry.qos : message.qos) as QoS;
     const retain = entry.retainAsPublished ? message.retain : false;
-    if (session.matchEpoch === this.#epoch) {
+    // A shared-group pick is its own delivery, never merged with the client's other subscriptions [MQTT-4.8.2-?].
+    if (group === undefined && session.matchEpoch === this.#epoch) {
       const slot = this.#slots[session.matchSlot]!;
       if (qos > slot.qos) slot.qos = qos;
       if (retain) slot.retain = true;
       if (entry.subscriptionId !== undefined) (slot.subscriptionIds ??= []).push(entry.subscriptionId);
       return;
     }
-    session.matchEpoch = this.#epoch;
-    session.matchSlot = this.#count;
+    if (group === undefined) {
+      session.matchEpoch = this.#epoch;
+      session.matchSlot = this.#count;
+    }
     let slot = this.#slots[this.#count];
     if (slot === undefined) {
       slot = { session: null, qos: 0, retain: false, subscriptionIds: undefined, group: undefined };

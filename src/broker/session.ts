@@ -14,6 +14,7 @@
  */
 import type { QoS, Will } from '../codec/types.js';
 import { Deque } from './deque.js';
+import type { HookClient } from '../hooks/types.js';
 import type { Message } from './message.js';
 import type { SharedGroup } from './topic-trie.js';
 
@@ -89,6 +90,8 @@ export class Session {
   ended = false;
   /** The store holds a record of this session. */
   stored = false;
+  /** Who the session belongs to, as authorization hooks see it (its last connection). */
+  client: HookClient | undefined = undefined;
   /** Protocol level of the last connection (stored with the session). */
   protocolLevel: 3 | 4 | 5 = 4;
   /** When the last connection ended (ms epoch); null while connected. */
@@ -198,7 +201,8 @@ export class Session {
   /** QoS 1/2 messages not yet completed that came through a shared subscription. */
   unfinishedShared(): Outbound[] {
     const out: Outbound[] = [];
-    for (const o of this.inflight.values()) if (o.group !== undefined && o.state === OutState.SENT) out.push(o);
+    // A QoS 2 message already sent stays with this session [MQTT-4.8.2-5]: handing it on could duplicate it.
+    for (const o of this.inflight.values()) if (o.group !== undefined && o.state === OutState.SENT && o.qos === 1) out.push(o);
     for (const o of this.queue) if (o.group !== undefined && o.qos > 0) out.push(o);
     return out;
   }

@@ -12,6 +12,7 @@ export const USAGE = `Usage:
   tern check-config -c FILE
   tern passwd ...
   tern bench <conn|pub|sub|pairs|fanout|fanin|latency> [options]
+  tern bridge -c FILE
   tern --help | --version
 
 Commands:
@@ -19,6 +20,7 @@ Commands:
   check-config   Validate a configuration file and exit (0 = ok, 1 = invalid)
   passwd         Manage a password file (tern passwd --help)
   bench          Load generator (tern bench --help)
+  bridge         Store-and-forward bridge between two brokers (tern bridge --help)
 
 Broker options:
   -c, --config FILE      TOML configuration file (default: built-in defaults)
@@ -42,6 +44,7 @@ export type CliCommand =
   | { readonly kind: 'check-config'; readonly configFile: string }
   | { readonly kind: 'passwd'; readonly argv: readonly string[] }
   | { readonly kind: 'bench'; readonly argv: readonly string[] }
+  | { readonly kind: 'bridge'; readonly argv: readonly string[] }
   | { readonly kind: 'help' }
   | { readonly kind: 'version' };
 
@@ -64,7 +67,7 @@ const CHECK_OPTIONS = {
   config: { type: 'string', short: 'c' },
 } as const;
 
-const COMMANDS = new Set(['broker', 'check-config', 'passwd', 'bench', 'help']);
+const COMMANDS = new Set(['broker', 'check-config', 'passwd', 'bench', 'bridge', 'help']);
 
 /** parseArgs reports unknown flags as TypeError with an ERR_PARSE_ARGS_* code. */
 function asUsageError<T>(run: () => T): T {
@@ -106,6 +109,7 @@ export function parseCliArgs(argv: readonly string[]): CliCommand {
   // passwd has its own flags; it gets its arguments untouched.
   if (command === 'passwd') return { kind: 'passwd', argv: rest };
   if (command === 'bench') return { kind: 'bench', argv: rest };
+  if (command === 'bridge') return { kind: 'bridge', argv: rest };
   if (command === 'help') return { kind: 'help' };
 
   if (command === 'check-config') {

@@ -44,7 +44,13 @@ export async function runBrokerCommand(options: BrokerCommandOptions): Promise<v
   const log = createLogger(config.log);
   const version = packageVersion();
   const broker = createBroker({ ...config, logger: log, repair: options.repair });
-  const removeSignalHandlers = installSignalHandlers({ close: () => broker.close(), log });
+  const removeSignalHandlers = installSignalHandlers({
+    close: () => broker.close(),
+    reload: async () => {
+      await broker.reload();
+    },
+    log,
+  });
   let addresses: Array<{ type: string; host: string; port: number }>;
   try {
     addresses = await broker.listen();

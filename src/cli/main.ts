@@ -36,6 +36,10 @@ async function run(argv: readonly string[]): Promise<number | undefined> {
       const { runBench } = await import('./bench.js');
       return runBench([...command.argv]);
     }
+    case 'bridge': {
+      const { runBridge } = await import('./bridge.js');
+      return runBridge([...command.argv]);
+    }
     case 'broker': {
       const { runBrokerCommand } = await import('./broker-command.js');
       await runBrokerCommand(command);

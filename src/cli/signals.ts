@@ -3,7 +3,7 @@
  * never touches process-wide state):
  * - SIGINT/SIGTERM: close gracefully, then exit 0 (1 if closing failed or
  *   took longer than `closeTimeoutMs`); a second signal forces exit 1.
- * - SIGHUP: call `reload` if given (config reload comes later).
+ * - SIGHUP: call `reload` if given (certificates, password and ACL files).
  */
 import type { Logger } from '../observability/logger.js';
 

@@ -74,6 +74,11 @@ function schemaProblems(issues: readonly z.core.$ZodIssue[], input: unknown, spe
     const id = formatPath(path);
     if (seen.has(id)) continue;
     seen.add(id);
+    // A custom check (a refine, e.g. "a tls listener needs cert_file") says it best itself.
+    if (issue.code === 'custom') {
+      problems.push({ path, message: issue.message });
+      continue;
+    }
     const expected = describeSchema(schemaAt(configSchema, path));
     const got = describeValue(valueAt(input, path));
     problems.push({ path, message: expected === undefined ? issue.message : `expected ${expected}, got ${got}` });

@@ -4,6 +4,7 @@
 import type { StorageConfig } from '../config/schema.js';
 import { MemoryPersistence } from './memory.js';
 import type { Persistence } from './persistence.js';
+import { RedisPersistence } from './redis.js';
 import { SqlitePersistence } from './sqlite.js';
 
 export interface CreatePersistenceOptions extends StorageConfig {
@@ -24,5 +25,7 @@ export function createPersistence(cfg: CreatePersistenceOptions): Persistence {
         durability: cfg.durability,
         repair: cfg.repair ?? false,
       });
+    case 'redis':
+      return new RedisPersistence({ ...limits, url: cfg.redisUrl, prefix: cfg.redisPrefix });
   }
 }

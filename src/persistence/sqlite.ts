@@ -634,7 +634,8 @@ export class SqlitePersistence implements Persistence {
       const clean = db.prepare("SELECT value FROM meta WHERE key = 'clean_shutdown'").pluck().get() as
         | number
         | undefined;
-      if (clean !== 1) quickCheck(db);
+      // Asked to repair, check even after a clean shutdown: damage can come from outside.
+      if (clean !== 1 || this.#repair) quickCheck(db);
     } finally {
       db.close();
     }

@@ -118,7 +118,7 @@ export class WriteQueue {
     if (group.length === 1) {
       const only = group[0]!;
       try {
-        await this.#p.commit(only.ops);
+        await this.#p.commit(compactOps(only.ops));
         only.resolve();
       } catch (err) {
         only.reject(err);
@@ -128,7 +128,7 @@ export class WriteQueue {
     const ops: StorageOp[] = [];
     for (const s of group) for (const op of s.ops) ops.push(op);
     try {
-      await this.#p.commit(ops);
+      await this.#p.commit(compactOps(ops));
     } catch {
       // Isolate the failure: commit each submission alone, in order.
       for (const s of group) {
@@ -143,4 +143,47 @@ export class WriteQueue {
     }
     for (const s of group) s.resolve();
   }
+}
+
+/**
+ * Cancel work a group would undo itself: an outbound entry written and then
+ * deleted within one group (a message delivered and acknowledged inside one
+ * commit window, the common case for a connected persistent subscriber) is
+ * not written, and a message no remaining op references is not stored. The
+ * group commits atomically, so the store ends in the same state either way.
+ * The deletes stay (a no-op when the row never existed). Ops are never
+ * reordered.
+ */
+export function compactOps(ops: readonly StorageOp[]): readonly StorageOp[] {
+  let deletes = 0;
+  for (const op of ops) if (op.type === 'deleteOutbound') deletes++;
+  if (deletes === 0) return ops;
+  // Walk backwards: a put is dropped when a delete of the same key comes after it.
+  const deletedLater = new Set<string>();
+  const keep = new Array<boolean>(ops.length).fill(true);
+  let dropped = 0;
+  for (let i = ops.length - 1; i >= 0; i--) {
+    const op = ops[i]!;
+    if (op.type === 'deleteOutbound') deletedLater.add(`${op.clientId}\u0000${op.seq}`);
+    else if (op.type === 'putOutbound' && deletedLater.has(`${op.clientId}\u0000${op.entry.seq}`)) {
+      keep[i] = false;
+      dropped++;
+    }
+  }
+  if (dropped === 0) return ops;
+  const referenced = new Set<number>();
+  for (let i = 0; i < ops.length; i++) {
+    const op = ops[i]!;
+    if (!keep[i]) continue;
+    if (op.type === 'putOutbound') referenced.add(op.entry.messageId);
+    else if (op.type === 'putRetained') referenced.add(op.message.id);
+  }
+  const out: StorageOp[] = [];
+  for (let i = 0; i < ops.length; i++) {
+    const op = ops[i]!;
+    if (!keep[i]) continue;
+    if (op.type === 'putMessage' && !referenced.has(op.message.id)) continue;
+    out.push(op);
+  }
+  return out;
 }

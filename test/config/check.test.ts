@@ -2,11 +2,12 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { checkConfig } from '../../src/config/check.js';
 import { parseConfigText, resolveConfig } from '../../src/config/load.js';
+import { listenerSchema } from '../../src/config/schema.js';
 import { isTernError } from '../../src/errors.js';
 
 const config = (listeners: Array<{ host?: string; port: number }>) =>
   // checkConfig runs on schema output; build it without the cross-field pass
-  ({ ...resolveConfig({}), listeners: listeners.map((l) => ({ type: 'tcp' as const, host: '127.0.0.1', maxConnections: 0, ...l })) });
+  ({ ...resolveConfig({}), listeners: listeners.map((l) => ({ ...listenerSchema.parse({}), ...l })) });
 
 test('two listeners on the same host and port are refused', () => {
   const issues = checkConfig(config([{ port: 1883 }, { port: 1884 }, { port: 1883 }]));

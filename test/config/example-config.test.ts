@@ -13,7 +13,12 @@ import { leafPaths } from '../../src/config/schema-info.js';
 import { configSchema } from '../../src/config/schema.js';
 
 const EXAMPLE = new URL('../../config.example.toml', import.meta.url);
-const snakePaths = leafPaths(configSchema).map((p) => formatPath(p.map((s) => (typeof s === 'string' ? camelToSnake(s) : s))));
+// A bridge's keys cannot be set here without adding a bridge (the default is none):
+// examples/bridge.toml documents them, and test/bridge checks that file.
+const snakePaths = leafPaths(configSchema)
+  .map((p) => formatPath(p.map((s) => (typeof s === 'string' ? camelToSnake(s) : s))))
+  .filter((p) => !p.startsWith('bridges['))
+  .concat('bridges');
 
 test('config.example.toml parses to exactly the defaults', async () => {
   assert.deepEqual(await loadConfigFile(EXAMPLE.pathname), resolveConfig({}));

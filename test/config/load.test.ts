@@ -3,6 +3,7 @@ import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
+import { listenerSchema } from '../../src/config/schema.js';
 import { loadConfigFile, parseConfigText, resolveConfig } from '../../src/config/load.js';
 import { isTernError, type ErrorCode } from '../../src/errors.js';
 
@@ -44,7 +45,7 @@ describe('parseConfigText: valid files', () => {
     assert.equal(config.limits.maxPacketSize, 1024);
     assert.equal(config.limits.connectTimeoutMs, 500);
     assert.equal(config.mqtt.allowZeroLengthClientId, false);
-    assert.deepEqual(config.listeners, [{ type: 'tcp', host: '127.0.0.1', port: 0, maxConnections: 7 }]);
+    assert.deepEqual(config.listeners, [{ ...listenerSchema.parse({}), port: 0, maxConnections: 7 }]);
     assert.equal(config.limits.maxInflight, 20, 'unset keys keep their defaults');
   });
 
@@ -98,7 +99,7 @@ describe('parseConfigText: invalid files name file, line, key and expectation', 
 
   test('an enum value lists the allowed choices', () => {
     const msg = errorOf(() => parseConfigText('[storage]\nbackend = "postgres"\n', 'tern.toml'), 'ERR_CONFIG_INVALID');
-    assert.match(msg, /tern\.toml:2: storage\.backend: expected one of "memory", "sqlite", got "postgres"/);
+    assert.match(msg, /tern\.toml:2: storage\.backend: expected one of "memory", "sqlite", "redis", got "postgres"/);
   });
 
   test('a table given as a scalar is a wrong type', () => {

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it, mock } from 'node:test';
 import { isTernError, ternError } from '../../src/errors.js';
 import type { StorageOp } from '../../src/persistence/persistence.js';
-import { WriteQueue } from '../../src/persistence/write-queue.js';
+import { WriteQueue, compactOps } from '../../src/persistence/write-queue.js';
 
 const TIMEOUT = { timeout: 10_000 };
 
@@ -181,4 +181,24 @@ describe('WriteQueue', () => {
     assert.deepEqual(b.commits.map(ids), [['a'], ['b']]);
     await assert.rejects(q.submit([op('c')]), (e) => isTernError(e, 'ERR_STORAGE_CLOSED'));
   });
+});
+
+it('compactOps cancels an outbound entry written and deleted in one group, and its unreferenced message', () => {
+  const message = { id: 7, topic: 't', payload: Buffer.from('x'), qos: 1 as const, retain: false, createdAt: 1 };
+  const other = { ...message, id: 8 };
+  const ops: StorageOp[] = [
+    { type: 'putMessage', message },
+    { type: 'putOutbound', clientId: 'a', entry: { seq: 1, messageId: 7, qos: 1, state: 'sent', packetId: 1 } },
+    { type: 'putMessage', message: other },
+    { type: 'putOutbound', clientId: 'b', entry: { seq: 1, messageId: 8, qos: 1, state: 'queued' } },
+    { type: 'deleteOutbound', clientId: 'a', seq: 1 },
+    // A new entry that reuses the key after the delete must stay.
+    { type: 'putOutbound', clientId: 'a', entry: { seq: 1, messageId: 8, qos: 1, state: 'queued' } },
+  ];
+  const out = compactOps(ops);
+  assert.deepEqual(out.map((o) => o.type), ['putMessage', 'putOutbound', 'deleteOutbound', 'putOutbound']);
+  assert.equal(out[0]!.type === 'putMessage' && out[0]!.message.id, 8);
+  // Nothing to cancel: the very same array comes back.
+  const plain = ops.slice(0, 4);
+  assert.equal(compactOps(plain), plain);
 });

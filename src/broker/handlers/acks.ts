@@ -37,11 +37,10 @@ export function handlePubrel(core: BrokerCore, conn: Connection, packet: AckPack
   const session = conn.session;
   if (session === null) return;
   // [MQTT-4.3.3-?] PUBREL releases the packet id; answer PUBCOMP even when unknown.
+  // An unknown id is answered with success too, as Mosquitto does: after a broker
+  // restart the release may already be stored while the client resends PUBREL,
+  // and 0x92 there makes clients report a failure for a delivered message.
   const known = session.inboundQos2.delete(packet.packetId);
-  if (!known && conn.level === 5) {
-    conn.send({ type: 'pubcomp', packetId: packet.packetId, reasonCode: ReasonCode.PACKET_IDENTIFIER_NOT_FOUND });
-    return;
-  }
   // PUBCOMP frees the id for reuse by the client: only once its release is durable,
   // or a restart would take the next message with that id for a duplicate.
   if (known && session.stored) core.durable.deleteInbound(session.clientId, packet.packetId);

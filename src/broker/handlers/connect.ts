@@ -6,7 +6,9 @@
  * in-flight messages and release the queue).
  */
 import { ConnackReturnCode, ReasonCode } from '../../codec/constants.js';
-import type { ConnectPacket, Properties } from '../../codec/types.js';
+import type { AuthPacket, ConnectPacket, Properties } from '../../codec/types.js';
+import { isPromise } from '../../hooks/registry.js';
+import type { AuthVerdict, HookConnectionInfo } from '../../hooks/types.js';
 import { TernError, ternError } from '../../errors.js';
 import type { Connection } from '../connection.js';
 import type { BrokerCore } from '../core.js';
@@ -30,6 +32,11 @@ async function connectFlow(core: BrokerCore, conn: Connection, packet: ConnectPa
   const limits = core.config.limits;
 
   if (core.closing) return refuse(conn, v5 ? ReasonCode.SERVER_SHUTTING_DOWN : ConnackReturnCode.SERVER_UNAVAILABLE, 'shutting down');
+  if (mqtt.serverReference !== '') {
+    // Redirect mode [MQTT-4.11]: v5 clients learn where to go.
+    if (!v5) return refuse(conn, ConnackReturnCode.SERVER_UNAVAILABLE, 'redirected');
+    return refuse(conn, ReasonCode.USE_ANOTHER_SERVER, 'redirected', { serverReference: mqtt.serverReference });
+  }
 
   // Client identifier [MQTT-3.1.3-6/7/8].
   let clientId = packet.clientId;
@@ -50,11 +57,12 @@ async function connectFlow(core: BrokerCore, conn: Connection, packet: ConnectPa
     keepalive = serverKeepAlive = limits.maxKeepalive;
   }
 
-  const props = packet.properties;
-  if (v5 && props?.authenticationMethod !== undefined) {
-    // [MQTT-4.12.0-1] an authentication method the server does not support.
-    return refuse(conn, ReasonCode.BAD_AUTHENTICATION_METHOD, `unsupported authentication method ${props.authenticationMethod}`);
+  // [MQTT-3.2.2-12] [MQTT-3.2.2-13] a will the server cannot honour is refused (v5 says why).
+  if (v5 && packet.will !== undefined) {
+    if (packet.will.qos > mqtt.maxQos) return refuse(conn, ReasonCode.QOS_NOT_SUPPORTED, `will QoS ${packet.will.qos}`);
+    if (packet.will.retain && !mqtt.retainAvailable) return refuse(conn, ReasonCode.RETAIN_NOT_SUPPORTED, 'will retain');
   }
+  const props = packet.properties;
   if (v5 && props !== undefined) {
     if (props.receiveMaximum !== undefined) conn.clientReceiveMaximum = props.receiveMaximum;
     if (props.maximumPacketSize !== undefined) conn.clientMaximumPacketSize = props.maximumPacketSize;
@@ -62,10 +70,19 @@ async function connectFlow(core: BrokerCore, conn: Connection, packet: ConnectPa
   }
 
   conn.clientId = clientId;
-  conn.username = packet.username;
-  // Authentication hooks plug in here (security issue); anonymous is allowed until then.
-  await Promise.resolve();
-  if (conn.closed) return;
+  // use_identity_as_username: the client certificate's identity replaces the username.
+  conn.username = (conn.info as HookConnectionInfo).identity ?? packet.username;
+  const verdict = await authenticate(core, conn, packet);
+  if (conn.closed || verdict === undefined) return;
+  if (verdict.result !== 'allow') {
+    core.stats.authFailures++;
+    core.security.bans.recordFailure(conn.info.remoteAddress, 'auth');
+    core.log.info({ clientId, address: conn.info.remoteAddress, reason: verdict.reason }, 'authentication failed');
+    const code = v5 ? verdict.reasonCode : verdict.reasonCode === ReasonCode.BAD_USER_NAME_OR_PASSWORD
+      ? ConnackReturnCode.BAD_USERNAME_OR_PASSWORD : ConnackReturnCode.NOT_AUTHORIZED;
+    return refuse(conn, code, verdict.reason ?? 'not authorized');
+  }
+  if (verdict.username !== undefined) conn.username = verdict.username;
 
   // Take over an existing connection with this client id [MQTT-3.1.4-2].
   const existing = core.sessions.get(clientId);
@@ -107,6 +124,7 @@ async function connectFlow(core: BrokerCore, conn: Connection, packet: ConnectPa
   session.will = packet.will;
   session.protocolLevel = packet.protocolLevel;
   session.disconnectedAt = null;
+  session.client = conn;
   conn.session = session;
   // A persistent session is recorded before CONNACK says it exists.
   if (session.expiryInterval > 0) core.durable.putSession(session);
@@ -120,7 +138,11 @@ async function connectFlow(core: BrokerCore, conn: Connection, packet: ConnectPa
     if (conn.closed) return;
   }
 
-  const connack: Properties | undefined = v5 ? connackProperties(core, assigned, serverKeepAlive, props) : undefined;
+  let connack: Properties | undefined = v5 ? connackProperties(core, clientId, assigned, serverKeepAlive, props) : undefined;
+  if (conn.authMethod !== undefined) {
+    connack = { ...connack, authenticationMethod: conn.authMethod };
+    if (verdict.authData !== undefined) connack.authenticationData = verdict.authData;
+  }
   conn.send(
     connack !== undefined
       ? { type: 'connack', sessionPresent, reasonCode: 0, properties: connack }
@@ -130,10 +152,58 @@ async function connectFlow(core: BrokerCore, conn: Connection, packet: ConnectPa
   session.attach(conn);
   core.log.debug({ clientId, address: conn.info.remoteAddress, level: packet.protocolLevel, sessionPresent }, 'client connected');
   core.events.emit('clientConnected', clientId, { address: conn.info.remoteAddress, protocolLevel: packet.protocolLevel, sessionPresent });
+  if (core.security.hooks.listens('connect')) core.security.hooks.emit('connect', conn);
 }
 
-function refuse(conn: Connection, code: number, reason: string): void {
-  conn.send({ type: 'connack', sessionPresent: false, reasonCode: code });
+/**
+ * Run the authenticate hooks for a CONNECT, and for v5 enhanced
+ * authentication the AUTH exchange [MQTT-4.12]: while a hook answers
+ * `continue`, send AUTH 0x18 with its data and feed the client's next AUTH
+ * back to it. Returns undefined if the connection closed meanwhile.
+ */
+async function authenticate(core: BrokerCore, conn: Connection, packet: ConnectPacket): Promise<AuthVerdict | undefined> {
+  const props = packet.properties;
+  const method = packet.protocolLevel === 5 ? props?.authenticationMethod : undefined;
+  conn.authMethod = method;
+  let data = props?.authenticationData;
+  for (let step = 0; ; step++) {
+    const pending = core.security.hooks.authenticate({
+      clientId: conn.clientId,
+      username: conn.username,
+      password: packet.password,
+      protocolLevel: packet.protocolLevel,
+      info: conn.info,
+      method,
+      data,
+      step,
+      reauthenticate: false,
+    });
+    const verdict = isPromise(pending) ? await pending : pending;
+    if (conn.closed) return undefined;
+    if (verdict.result !== 'continue') return verdict;
+    if (method === undefined) return { ...verdict, result: 'deny', reasonCode: ReasonCode.PROTOCOL_ERROR };
+    const properties: Properties = { authenticationMethod: method };
+    if (verdict.authData !== undefined) properties.authenticationData = verdict.authData;
+    conn.send({ type: 'auth', reasonCode: ReasonCode.CONTINUE_AUTHENTICATION, properties });
+    const answer = await new Promise<AuthPacket | null>((resolve) => {
+      conn.authWaiter = resolve;
+      conn.stream.once('close', () => resolve(null));
+    });
+    if (answer === null || conn.closed) return undefined;
+    // [MQTT-4.12.0-?] the method must not change within the exchange.
+    if (answer.reasonCode !== ReasonCode.CONTINUE_AUTHENTICATION || answer.properties?.authenticationMethod !== method) {
+      return { ...verdict, result: 'deny', reasonCode: ReasonCode.PROTOCOL_ERROR, reason: 'bad AUTH during authentication' };
+    }
+    data = answer.properties?.authenticationData;
+  }
+}
+
+function refuse(conn: Connection, code: number, reason: string, properties?: Properties): void {
+  conn.send(
+    properties !== undefined
+      ? { type: 'connack', sessionPresent: false, reasonCode: code, properties }
+      : { type: 'connack', sessionPresent: false, reasonCode: code },
+  );
   conn.closeReason = `connect refused: ${reason}`;
   conn.end(); // [MQTT-3.2.2-5] close after a refusing CONNACK.
 }
@@ -141,6 +211,7 @@ function refuse(conn: Connection, code: number, reason: string): void {
 /** v5 CONNACK properties: report capabilities truthfully [MQTT-3.2.2-?]. */
 function connackProperties(
   core: BrokerCore,
+  clientId: string,
   assigned: string | undefined,
   serverKeepAlive: number | undefined,
   requested: Properties | undefined,
@@ -157,6 +228,10 @@ function connackProperties(
   if (!mqtt.wildcardSubscriptions) p.wildcardSubscriptionAvailable = 0;
   if (!mqtt.subscriptionIdentifiers) p.subscriptionIdentifierAvailable = 0;
   if (!mqtt.sharedSubscriptions) p.sharedSubscriptionAvailable = 0;
+  // [MQTT-3.1.2-28] response information only when requested (and configured).
+  if (requested?.requestResponseInformation === 1 && mqtt.responseInformation !== '') {
+    p.responseInformation = mqtt.responseInformation.replaceAll('%c', clientId);
+  }
   const asked = requested?.sessionExpiryInterval;
   if (asked !== undefined && asked > mqtt.maxSessionExpiry) p.sessionExpiryInterval = mqtt.maxSessionExpiry;
   return Object.keys(p).length > 0 ? p : undefined;

@@ -7,6 +7,8 @@
 import { isUtf8 } from 'node:buffer';
 import { ReasonCode } from '../../codec/constants.js';
 import type { PublishPacket } from '../../codec/types.js';
+import { isPromise } from '../../hooks/registry.js';
+import type { HookMessage, Verdict } from '../../hooks/types.js';
 import { ternError } from '../../errors.js';
 import type { Connection } from '../connection.js';
 import type { BrokerCore } from '../core.js';
@@ -23,6 +25,14 @@ export function handlePublish(core: BrokerCore, conn: Connection, packet: Publis
   if (!isValidTopicName(topic, core.config.limits.maxTopicLevels)) {
     throw ternError('ERR_MQTT_TOPIC_NAME_INVALID', JSON.stringify(topic.slice(0, 200)));
   }
+  if (props !== undefined) {
+    // [MQTT-3.3.4-6] a client must not send subscription identifiers.
+    if (props.subscriptionIdentifiers !== undefined) throw ternError('ERR_MQTT_PROTOCOL', 'subscription identifier in PUBLISH');
+    // [MQTT-3.3.2-14] the response topic is a topic name: no wildcards.
+    if (props.responseTopic !== undefined && !isValidTopicName(props.responseTopic, core.config.limits.maxTopicLevels)) {
+      throw ternError('ERR_MQTT_PROTOCOL', 'invalid response topic');
+    }
+  }
   if (packet.qos > mqtt.maxQos) {
     // [MQTT-3.2.2-11] more than the announced maximum QoS.
     throw ternError('ERR_MQTT_QOS_NOT_SUPPORTED', `QoS ${packet.qos} > maximum ${mqtt.maxQos}`);
@@ -33,6 +43,7 @@ export function handlePublish(core: BrokerCore, conn: Connection, packet: Publis
 
   const qos = packet.qos;
   const packetId = packet.packetId ?? 0;
+  core.stats.publishReceivedByQos[qos]!++;
   if (qos === 2) {
     if (session.inboundQos2.has(packetId)) {
       // Duplicate of a message already routed: acknowledge only.
@@ -49,30 +60,84 @@ export function handlePublish(core: BrokerCore, conn: Connection, packet: Publis
     return acknowledge(core, conn, qos === 1 ? 'puback' : 'pubrec', packetId, ReasonCode.PAYLOAD_FORMAT_INVALID);
   }
 
-  const expiry = props?.messageExpiryInterval;
+  // Authorization [MQTT-3.3.5-2]: a hook may answer later; the connection holds its next packets meanwhile.
+  const hooks = core.security.hooks;
+  const asked: HookMessage = topic === packet.topic ? packet : { ...packet, topic };
+  const verdict = hooks.authorizePublish(conn, asked);
+  if (isPromise(verdict)) {
+    conn.hold();
+    Promise.resolve(verdict).then(
+      (v) => {
+        if (conn.closed) return;
+        authorized(core, conn, packet, asked, v);
+        conn.release();
+      },
+      (err: unknown) => core.onProtocolError(conn, ternError('ERR_MQTT_NOT_AUTHORIZED', String(err), { cause: err })),
+    );
+    return;
+  }
+  authorized(core, conn, packet, asked, verdict);
+}
+
+function authorized(core: BrokerCore, conn: Connection, packet: PublishPacket, asked: HookMessage, verdict: Verdict): void {
+  const qos = packet.qos;
+  const packetId = packet.packetId ?? 0;
+  if (!verdict.allowed) {
+    core.log.debug({ clientId: conn.clientId, topic: asked.topic, reason: verdict.reason }, 'publish not authorized');
+    if (qos === 0) return;
+    // v5 says why; 3.1.1 has no negative ack: acknowledge and drop [MQTT-3.3.5-2].
+    return acknowledge(core, conn, qos === 1 ? 'puback' : 'pubrec', packetId, conn.level === 5 ? verdict.reasonCode : ReasonCode.SUCCESS);
+  }
+  const hooks = core.security.hooks;
+  if (!hooks.hasMessageHooks) return accept(core, conn, packet, asked);
+  const changed = hooks.transformMessage(conn, asked);
+  if (!isPromise(changed)) return accept(core, conn, packet, changed);
+  conn.hold();
+  Promise.resolve(changed).then(
+    (m) => {
+      if (conn.closed) return;
+      accept(core, conn, packet, m);
+      conn.release();
+    },
+    (err: unknown) => core.onProtocolError(conn, ternError('ERR_MQTT_PROTOCOL', `message hook failed: ${String(err)}`, { cause: err })),
+  );
+}
+
+/** Route an authorized message (null: a message hook dropped it), keep it if retained, then acknowledge. */
+function accept(core: BrokerCore, conn: Connection, packet: PublishPacket, m: HookMessage | null): void {
+  const session = conn.session!;
+  const qos = packet.qos;
+  const packetId = packet.packetId ?? 0;
+  const type = qos === 1 ? 'puback' : 'pubrec';
+  if (m === null) {
+    // Dropped by a message hook: acknowledged as handled, like a message nobody subscribed to.
+    if (qos > 0) acknowledge(core, conn, type, packetId, conn.level === 5 ? ReasonCode.NO_MATCHING_SUBSCRIBERS : ReasonCode.SUCCESS);
+    return;
+  }
+  const expiry = m.properties?.messageExpiryInterval;
   const message = new Message({
-    topic,
-    payload: packet.payload,
-    qos,
-    retain: packet.retain,
-    properties: props,
+    topic: m.topic,
+    payload: m.payload,
+    qos: m.qos,
+    retain: m.retain,
+    properties: m.properties,
     expiresAt: expiry !== undefined ? Date.now() + expiry * 1000 : undefined,
     origin: conn.clientId,
   });
   // [MQTT-3.3.1-5] keep it if retained; for QoS 1/2 the ack waits for it.
-  const retainedWrite = packet.retain ? core.storeRetained(message) : undefined;
+  const retainedWrite = message.retain ? core.storeRetained(message) : undefined;
   const delivered = core.route(message);
   if (core.events.listenerCount('published') > 0) core.events.emit('published', message, conn.clientId);
+  if (core.security.hooks.listens('publish')) core.security.hooks.emit('publish', conn, message);
 
   if (qos === 0) {
-    retainedWrite?.catch((err: unknown) => core.log.warn({ err, topic }, 'retained message not stored'));
+    retainedWrite?.catch((err: unknown) => core.log.warn({ err, topic: message.topic }, 'retained message not stored'));
     return;
   }
   if (qos === 2) {
     session.inboundQos2.add(packetId);
     if (session.expiryInterval > 0) core.durable.putInbound(session.clientId, packetId);
   }
-  const type = qos === 1 ? 'puback' : 'pubrec';
   const code = conn.level === 5 && delivered === 0 ? ReasonCode.NO_MATCHING_SUBSCRIBERS : ReasonCode.SUCCESS;
   // The ack chain: acknowledge only once the message and every queue it joined are stored.
   const commit = core.durable.dirty ? core.durable.flush() : undefined;

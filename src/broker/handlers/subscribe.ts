@@ -5,12 +5,37 @@
  */
 import { ReasonCode, SUBACK_FAILURE_V4 } from '../../codec/constants.js';
 import type { QoS, SubackPacket, SubscribePacket } from '../../codec/types.js';
+import { isPromise } from '../../hooks/registry.js';
+import type { MaybePromise, Verdict } from '../../hooks/types.js';
+import { ternError } from '../../errors.js';
 import type { Connection } from '../connection.js';
 import type { BrokerCore } from '../core.js';
 import type { SubscriptionEntry } from '../session.js';
 import { hasWildcard, isValidTopicFilter, parseSharedFilter } from '../topic.js';
 
 export function handleSubscribe(core: BrokerCore, conn: Connection, packet: SubscribePacket): void {
+  // Ask the authorization hooks about every filter first; wait (holding later packets) if one answers later.
+  const hooks = core.security.hooks;
+  const verdicts: Array<MaybePromise<Verdict>> = [];
+  let later = false;
+  for (const sub of packet.subscriptions) {
+    const v = hooks.authorizeSubscribe(conn, sub.filter, sub.qos);
+    if (isPromise(v)) later = true;
+    verdicts.push(v);
+  }
+  if (!later) return subscribe(core, conn, packet, verdicts as Verdict[]);
+  conn.hold();
+  Promise.all(verdicts).then(
+    (v) => {
+      if (conn.closed) return;
+      subscribe(core, conn, packet, v);
+      conn.release();
+    },
+    (err: unknown) => core.onProtocolError(conn, ternError('ERR_MQTT_NOT_AUTHORIZED', String(err), { cause: err })),
+  );
+}
+
+function subscribe(core: BrokerCore, conn: Connection, packet: SubscribePacket, verdicts: Verdict[]): void {
   const session = conn.session!;
   const mqtt = core.config.mqtt;
   const v5 = conn.level === 5;
@@ -19,8 +44,14 @@ export function handleSubscribe(core: BrokerCore, conn: Connection, packet: Subs
   const codes: number[] = [];
   const retainedFor: SubscriptionEntry[] = [];
 
-  for (const sub of packet.subscriptions) {
+  for (let i = 0; i < packet.subscriptions.length; i++) {
+    const sub = packet.subscriptions[i]!;
     const filter = sub.filter;
+    const verdict = verdicts[i]!;
+    if (!verdict.allowed) {
+      codes.push(v5 ? verdict.reasonCode : SUBACK_FAILURE_V4);
+      continue;
+    }
     const shared = parseSharedFilter(filter);
     const inner = shared ? shared.filter : filter;
     if (shared === null || !isValidTopicFilter(inner, maxLevels)) {
@@ -40,9 +71,8 @@ export function handleSubscribe(core: BrokerCore, conn: Connection, packet: Subs
       continue;
     }
     if (shared && sub.noLocal) {
-      // [MQTT-3.8.3-4] no local on a shared subscription is a protocol error.
-      codes.push(v5 ? ReasonCode.PROTOCOL_ERROR : SUBACK_FAILURE_V4);
-      continue;
+      // [MQTT-3.8.3-4] no local on a shared subscription is a protocol error: DISCONNECT.
+      throw ternError('ERR_MQTT_PROTOCOL', 'no local on a shared subscription');
     }
     const qos = (sub.qos < mqtt.maxQos ? sub.qos : mqtt.maxQos) as QoS;
     const entry: SubscriptionEntry = {
@@ -61,6 +91,7 @@ export function handleSubscribe(core: BrokerCore, conn: Connection, packet: Subs
     // Retained: never on a shared subscription [MQTT-4.8.2-?]; retain handling 1 only for new ones; 2 never.
     if (!shared && (sub.retainHandling === 0 || (sub.retainHandling === 1 && !existed))) retainedFor.push(entry);
     if (core.events.listenerCount('subscribed') > 0) core.events.emit('subscribed', session.clientId, filter, qos);
+    if (core.security.hooks.listens('subscribe')) core.security.hooks.emit('subscribe', conn, filter, qos);
   }
 
   const suback = { type: 'suback' as const, packetId: packet.packetId, reasonCodes: codes };

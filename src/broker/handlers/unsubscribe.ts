@@ -15,6 +15,7 @@ export function handleUnsubscribe(core: BrokerCore, conn: Connection, packet: Un
     }
     codes.push(existed ? ReasonCode.SUCCESS : ReasonCode.NO_SUBSCRIPTION_EXISTED);
     if (existed && core.events.listenerCount('unsubscribed') > 0) core.events.emit('unsubscribed', session.clientId, filter);
+    if (existed && core.security.hooks.listens('unsubscribe')) core.security.hooks.emit('unsubscribe', conn, filter);
   }
   const unsuback = { type: 'unsuback' as const, packetId: packet.packetId, reasonCodes: conn.level === 5 ? codes : [] };
   if (!core.durable.dirty) {
