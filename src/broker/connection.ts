@@ -144,6 +144,19 @@ export class Connection implements SessionLink {
     this.pending ??= [];
   }
 
+  /** The client's next AUTH packet during an authentication exchange (null if it closes first). */
+  nextAuth(): Promise<AuthPacket | null> {
+    this.hold();
+    return new Promise((resolve) => {
+      const closed = (): void => resolve(null);
+      this.stream.once('close', closed);
+      this.authWaiter = (packet) => {
+        this.stream.off('close', closed);
+        resolve(packet);
+      };
+    });
+  }
+
   /** Handle the packets held since hold() (or since CONNECT), in order. */
   release(): void {
     while (this.pending !== null) {

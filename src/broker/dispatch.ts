@@ -7,6 +7,7 @@ import { ternError } from '../errors.js';
 import type { Connection } from './connection.js';
 import type { BrokerCore } from './core.js';
 import { handlePuback, handlePubcomp, handlePubrec, handlePubrel } from './handlers/acks.js';
+import { handleAuth } from './handlers/auth.js';
 import { handleConnect } from './handlers/connect.js';
 import { handleDisconnect } from './handlers/disconnect.js';
 import { handlePingreq } from './handlers/ping.js';
@@ -36,9 +37,10 @@ export function dispatch(core: BrokerCore, conn: Connection, packet: Packet): vo
       return handleDisconnect(core, conn, packet);
     case 'connect':
       return handleConnect(core, conn, packet);
+    case 'auth':
+      return handleAuth(core, conn, packet);
     default:
-      // CONNACK, SUBACK, UNSUBACK, PINGRESP, and AUTH until enhanced auth lands,
-      // are never sent by a client [MQTT-4.8.0-?].
+      // CONNACK, SUBACK, UNSUBACK and PINGRESP are never sent by a client.
       throw ternError('ERR_MQTT_PROTOCOL', `unexpected ${packet.type} from a client`);
   }
 }

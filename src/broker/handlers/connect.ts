@@ -6,7 +6,7 @@
  * in-flight messages and release the queue).
  */
 import { ConnackReturnCode, ReasonCode } from '../../codec/constants.js';
-import type { AuthPacket, ConnectPacket, Properties } from '../../codec/types.js';
+import type { ConnectPacket, Properties } from '../../codec/types.js';
 import { isPromise } from '../../hooks/registry.js';
 import type { AuthVerdict, HookConnectionInfo } from '../../hooks/types.js';
 import { TernError, ternError } from '../../errors.js';
@@ -185,10 +185,7 @@ async function authenticate(core: BrokerCore, conn: Connection, packet: ConnectP
     const properties: Properties = { authenticationMethod: method };
     if (verdict.authData !== undefined) properties.authenticationData = verdict.authData;
     conn.send({ type: 'auth', reasonCode: ReasonCode.CONTINUE_AUTHENTICATION, properties });
-    const answer = await new Promise<AuthPacket | null>((resolve) => {
-      conn.authWaiter = resolve;
-      conn.stream.once('close', () => resolve(null));
-    });
+    const answer = await conn.nextAuth();
     if (answer === null || conn.closed) return undefined;
     // [MQTT-4.12.0-?] the method must not change within the exchange.
     if (answer.reasonCode !== ReasonCode.CONTINUE_AUTHENTICATION || answer.properties?.authenticationMethod !== method) {
