@@ -125,14 +125,20 @@ export class Broker extends EventEmitter<BrokerEvents> {
       throw err;
     }
     for (const a of this.#addresses) this.log.info({ listener: a.type, host: a.host, port: a.port }, `listening on ${a.type}://${a.host}:${a.port}`);
-    this.#bridges = createBrokerBridges(this, this.config.bridges);
-    for (const bridge of this.#bridges) await bridge.start();
-    this.#ops = await startOperations(this, this.config, {
-      bridges: () => this.#bridges.map(bridgeStatusOf),
-      bans: banListOf(this.#core.security.bans),
-      reload: () => this.reload().then((failures) => ({ reloaded: true, failures: failures.map((e) => e.message) })),
-      ...this.#operationsOptions,
-    });
+    try {
+      this.#bridges = createBrokerBridges(this, this.config.bridges);
+      for (const bridge of this.#bridges) await bridge.start();
+      this.#ops = await startOperations(this, this.config, {
+        bridges: () => this.#bridges.map(bridgeStatusOf),
+        bans: banListOf(this.#core.security.bans),
+        reload: () => this.reload().then((failures) => ({ reloaded: true, failures: failures.map((e) => e.message) })),
+        ...this.#operationsOptions,
+      });
+    } catch (err) {
+      // Nothing half-started stays behind: listeners, bridges and storage close again.
+      await this.close();
+      throw err;
+    }
     return [...this.#addresses];
   }
 

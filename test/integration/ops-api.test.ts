@@ -264,10 +264,15 @@ class MemoryBans implements BanList {
   }
 }
 
-test('bans: 501 without a ban list; with one, add (kicking the client), list and remove', T, async (t) => {
+test('bans: the broker address bans by default; a given ban list: add (kicking the client), list and remove', T, async (t) => {
   const plain = await startOps(t);
-  assert.deepEqual((await call(plain.base, 'GET', '/api/v1/bans')).body, { available: false, items: [] });
-  assert.equal((await call(plain.base, 'POST', '/api/v1/bans', { kind: 'clientId', value: 'x' })).status, 501);
+  assert.deepEqual((await call(plain.base, 'GET', '/api/v1/bans')).body, { available: true, items: [] });
+  assert.equal((await call(plain.base, 'POST', '/api/v1/bans', { kind: 'address', value: '10.9.9.9', reason: 'test' })).status, 201);
+  const listed = (await call(plain.base, 'GET', '/api/v1/bans')).body.items.map((b: Ban) => [b.kind, b.value, b.reason]);
+  assert.deepEqual(listed, [['address', '10.9.9.9', 'test']]);
+  assert.equal(plain.broker.core.security.bans.isBanned('10.9.9.9'), true, 'the broker refuses that address');
+  assert.equal((await call(plain.base, 'DELETE', '/api/v1/bans/address/10.9.9.9')).status, 200);
+  assert.equal(plain.broker.core.security.bans.isBanned('10.9.9.9'), false);
 
   const bans = new MemoryBans();
   const { base, mqttUrl, broker } = await startOps(t, {}, { bans });
@@ -286,9 +291,9 @@ test('bans: 501 without a ban list; with one, add (kicking the client), list and
   assert.deepEqual(bans.bans, []);
 });
 
-test('POST /api/v1/reload calls the reload callback, reports its failure, and is 501 without one', T, async (t) => {
+test('POST /api/v1/reload reloads the broker by default, or calls a given callback and reports its failure', T, async (t) => {
   const plain = await startOps(t);
-  assert.equal((await call(plain.base, 'POST', '/api/v1/reload', {})).status, 501);
+  assert.deepEqual((await call(plain.base, 'POST', '/api/v1/reload', {})).body, { reloaded: true, result: { reloaded: true, failures: [] } });
   let calls = 0;
   let fail = false;
   const { base } = await startOps(t, {}, {

@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { TestContext } from 'node:test';
-import { startBroker } from '../helpers/broker.js';
+import { startBroker, TERN_ONLY } from '../helpers/broker.js';
 import { clientId, connectMqtt } from '../helpers/mqtt-client.js';
 import * as P from '../helpers/packets.js';
 import { RawClient } from '../helpers/raw-client.js';
@@ -112,4 +112,21 @@ test('a QoS 0 retained message is stored too (replacing older ones) [MQTT-3.3.1-
   const sub = await subscribe(t, port, [{ filter: 'ret/q0', qos: 1 }]);
   const m = await sub.expectPacket('publish');
   assert.deepEqual([m.payload.toString(), m.qos, m.retain], ['zero', 0, true]);
+});
+
+test('retained messages sent on subscribe wait for a slow subscriber instead of overflowing its queue', { timeout: 30_000, skip: TERN_ONLY }, async (t) => {
+  const { port, broker } = await startBroker(t, { limits: { maxQueued: 50 } });
+  for (let i = 0; i < 3000; i++) await broker!.publish({ topic: `storm/${i}`, payload: Buffer.alloc(300, 0x61), qos: 0, retain: true });
+  const slow = await RawClient.connected(port, t, { clientId: 'storm-sub' });
+  slow.pauseReading();
+  slow.send(P.subscribe(1, [{ filter: 'storm/#', qos: 0 }]));
+  await new Promise((resolve) => setTimeout(resolve, 300));
+  slow.resumeReading();
+  let publishes = 0;
+  await slow.expectPacket('suback', 10_000);
+  while (publishes < 3000) {
+    const p = await slow.next(10_000, `retained message ${publishes + 1} of 3000`);
+    if (p.type === 'publish') publishes++;
+  }
+  assert.equal(publishes, 3000);
 });

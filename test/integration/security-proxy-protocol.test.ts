@@ -37,7 +37,10 @@ async function connectThroughProxy(t: { after(fn: () => void): void }, port: num
 }
 
 test('PROXY v1 and v2 headers: the broker accepts the CONNECT that follows and sees the real client address', async (t) => {
-  const { ports, nextClientAddress } = await startSecureBroker(t, [{ type: 'tcp', host: '127.0.0.1', port: 0, proxyProtocol: true }]);
+  // Behind a PROXY-protocol proxy clients count as remote, so anonymous access must be allowed explicitly.
+  const { ports, nextClientAddress } = await startSecureBroker(t, [{ type: 'tcp', host: '127.0.0.1', port: 0, proxyProtocol: true }], {
+    auth: { allowAnonymous: true },
+  });
   const port = ports[0]!;
 
   let seen = nextClientAddress();

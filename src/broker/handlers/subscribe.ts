@@ -10,7 +10,7 @@ import type { MaybePromise, Verdict } from '../../hooks/types.js';
 import { ternError } from '../../errors.js';
 import type { Connection } from '../connection.js';
 import type { BrokerCore } from '../core.js';
-import type { SubscriptionEntry } from '../session.js';
+import type { Session, SubscriptionEntry } from '../session.js';
 import { hasWildcard, isValidTopicFilter, parseSharedFilter } from '../topic.js';
 
 export function handleSubscribe(core: BrokerCore, conn: Connection, packet: SubscribePacket): void {
@@ -122,10 +122,34 @@ async function afterSubscribe(
     const now = Date.now();
     for (const message of messages) {
       if (message.isExpired(now) || entry.session.ended) continue;
+      // Retained messages on subscribe wait for the client to keep up rather than
+      // overflow its capped queue (which would drop them).
+      if (conn.congested || entry.session.queue.length >= (core.maxQueued >> 1 || 1)) await roomFor(core, conn, entry.session);
+      if (conn.closed) return;
       const qos = (entry.qos < message.qos ? entry.qos : message.qos) as QoS;
       // [MQTT-3.3.1-8] retained messages sent on subscribe keep the retain flag.
       entry.session.deliver(message, qos, true, ids);
     }
   }
   if (core.durable.dirty) core.durable.flush().catch((err: unknown) => core.durable.onBackgroundError(err));
+}
+
+/** Resolves once the connection drained and its session queue is below half its cap (or it closed). */
+async function roomFor(core: BrokerCore, conn: Connection, session: Session): Promise<void> {
+  const half = core.maxQueued >> 1 || 1;
+  while (!conn.closed && (conn.congested || session.queue.length >= half)) {
+    await new Promise<void>((resolve) => {
+      if (!conn.congested) {
+        setTimeout(resolve, 2);
+        return;
+      }
+      const done = (): void => {
+        conn.stream.off('drain', done);
+        conn.stream.off('close', done);
+        resolve();
+      };
+      conn.stream.once('drain', done);
+      conn.stream.once('close', done);
+    });
+  }
 }
