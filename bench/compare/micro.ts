@@ -1,0 +1,49 @@
+/**
+ * The in-process micro-benchmarks, each its own child process (so one
+ * cannot warm the JIT or the heap for the next), collected as JSON lines:
+ * codec (bench/codec.bench.ts), trie (bench/trie.bench.ts) and store
+ * (bench/persistence.bench.ts).
+ */
+import type { MicroName } from './scenarios.js';
+import { pinned, runChild, tsScript } from './proc.js';
+
+export interface MicroOptions {
+  /** Short runs: smoke mode. */
+  quick: boolean;
+  /** Core to pin to (null = not pinned). */
+  core: number | null;
+}
+
+const SCRIPTS: Record<MicroName, string> = {
+  codec: 'bench/codec.bench.ts',
+  trie: 'bench/trie.bench.ts',
+  store: 'bench/persistence.bench.ts',
+};
+
+export async function runMicro(name: MicroName, o: MicroOptions): Promise<Array<Record<string, unknown>>> {
+  const args = [...tsScript(SCRIPTS[name])];
+  if (name === 'store' && o.quick) args.push('--quick');
+  const [cmd, argv] = pinned(o.core, process.execPath, args);
+  const env = { ...process.env, BENCH_MS: o.quick ? '50' : '400', TRIE_MAX: o.quick ? '10000' : '100000' };
+  const { code, stdout, stderr } = await runChild(cmd, argv, { timeoutMs: 600_000, env });
+  if (code !== 0) throw new Error(`${SCRIPTS[name]} exited ${code}: ${stderr.slice(-2000)}`);
+  return stdout
+    .split('\n')
+    .filter((l) => l.startsWith('{'))
+    .map((l) => JSON.parse(l) as Record<string, unknown>);
+}
+
+/** One printable line per micro result. */
+export function microLine(r: Record<string, unknown>): string {
+  const n = (v: unknown): string => (typeof v === 'number' ? Math.round(v).toLocaleString('en-US') : String(v));
+  switch (r.bench) {
+    case 'codec':
+      return `codec  ${String(r.impl).padEnd(11)} ${String(r.op).padEnd(11)} v${String(r.level)} ${String(r.payload).padStart(5)} B  ${n(r.opsPerSec).padStart(12)} ops/s`;
+    case 'trie':
+      return `trie   ${String(r.mix).padEnd(14)} ${n(r.filters).padStart(8)} filters  ${n(r.nsPerMatch).padStart(6)} ns/match  ${String(r.entriesPerMatch).padStart(7)} entries/match  ${n(r.addNsPerOp).padStart(6)} ns/add`;
+    default: {
+      const { bench, sha: _sha, node: _node, cpu: _cpu, cores: _cores, ...rest } = r;
+      return `${String(bench)}  ${JSON.stringify(rest)}`;
+    }
+  }
+}
