@@ -58,6 +58,8 @@ export class Connection implements SessionLink {
   readonly info: ConnectionInfo;
   readonly host: ConnectionHost;
   level: ProtocolLevel = 4;
+  /** The protocol level byte of the CONNECT as sent (even one we do not speak). */
+  requestedLevel = 0;
   clientId = '';
   username: string | undefined = undefined;
   session: Session | null = null;
@@ -345,6 +347,12 @@ export class Connection implements SessionLink {
     if (awaiting && header >> 4 !== PacketType.CONNECT) {
       // [MQTT-3.1.0-1] the first packet must be CONNECT.
       throw ternError('ERR_MQTT_PROTOCOL', 'first packet was not CONNECT');
+    }
+    if (awaiting && body.length >= 3) {
+      // The protocol level byte follows the protocol name: kept so a refusal can
+      // answer in the client's own CONNACK format (v5 0x84, 3.1.1 0x01).
+      const level = body[2 + body.readUInt16BE(0)];
+      if (level !== undefined) this.requestedLevel = level;
     }
     const packet = decodePacket(header, body, this.level);
     if (this.pending !== null) {

@@ -96,8 +96,8 @@ export class BrokerCore implements ConnectionHost, SessionHost {
       `closing connection: ${err.message}`,
     );
     if (conn.isAwaitingConnect && err.code === 'ERR_MQTT_UNSUPPORTED_PROTOCOL') {
-      // [MQTT-3.1.2-2] CONNACK 0x01 (3.1.1 format) before closing.
-      conn.write(Buffer.from([0x20, 0x02, 0x00, 0x01]));
+      // [MQTT-3.1.2-2] refuse in the client's format: v5 CONNACK 0x84 (empty properties), else 3.1.1 0x01.
+      conn.write(Buffer.from(conn.requestedLevel === 5 ? [0x20, 0x03, 0x00, 0x84, 0x00] : [0x20, 0x02, 0x00, 0x01]));
       conn.closeReason = err.message;
       conn.end();
       return;

@@ -112,7 +112,7 @@ suite('CONNECT and CONNACK (v5)', { concurrency: 4 }, () => {
 
   test(
     'an unknown protocol name at level 5 is refused, at most with the v5 CONNACK 0x84, and the connection closed [MQTT-3.1.2-1, MQTT-3.2.2-8]',
-    { ...T, todo: 'bug: Tern answers a level-5 CONNECT named "MQTX" with the 3.1.1-format CONNACK 0x01, not a v5 reason code' },
+    T,
     async (t) => {
       const { port } = await startBroker(t);
       const c = await Client5.open(port, t);
