@@ -68,6 +68,7 @@ export class BrokerCore implements ConnectionHost, SessionHost {
     this.log = log;
     this.events = events;
     // The memory backend commits synchronously: no reason to wait for a group.
+    this.router.strategy = config.mqtt.sharedSubscriptionStrategy;
     this.durable = new Durable(persistence, config.storage.backend === 'memory' ? 0 : config.storage.durability === 'full' ? 4 : 2);
     this.durable.onBackgroundError = (err) => this.log.error({ err }, 'storage write failed');
     const l = config.limits;

@@ -22,7 +22,7 @@ interface Slot {
   group: SharedGroup<SubscriptionEntry> | undefined;
 }
 
-export type SharedStrategy = 'round_robin' | 'random';
+export type SharedStrategy = 'round_robin' | 'random' | 'sticky' | 'hash_client' | 'hash_topic';
 
 export class Router implements MatchSink<SubscriptionEntry> {
   readonly #trie: TopicTrie<SubscriptionEntry>;
@@ -88,7 +88,7 @@ export class Router implements MatchSink<SubscriptionEntry> {
   readCheck: ((entry: SubscriptionEntry, message: Message) => boolean) | null = null;
 
   onGroup(group: SharedGroup<SubscriptionEntry>): void {
-    const entry = this.#pick(group);
+    const entry = this.#pick(group, this.#message!);
     if (entry === undefined) return;
     if (this.readCheck !== null && !this.readCheck(entry, this.#message!)) return;
     this.#add(entry, this.#message!, group);
@@ -99,7 +99,7 @@ export class Router implements MatchSink<SubscriptionEntry> {
    * another member of the group [MQTT-4.8.2-?]. Returns false if none is left.
    */
   handOff(message: Message, group: SharedGroup<SubscriptionEntry>): boolean {
-    const entry = this.#pick(group);
+    const entry = this.#pick(group, message);
     if (entry === undefined) return false;
     const qos = (entry.qos < message.qos ? entry.qos : message.qos) as QoS;
     entry.session.deliver(message, qos, entry.retainAsPublished ? message.retain : false,
@@ -136,11 +136,28 @@ export class Router implements MatchSink<SubscriptionEntry> {
     this.#count++;
   }
 
-  /** One member per message: prefer connected members, in strategy order. */
-  #pick(group: SharedGroup<SubscriptionEntry>): SubscriptionEntry | undefined {
+  /** One member per message: prefer connected members, starting where the strategy says. */
+  #pick(group: SharedGroup<SubscriptionEntry>, message: Message): SubscriptionEntry | undefined {
     const size = group.members.size;
     if (size === 0) return undefined;
-    const start = this.strategy === 'random' ? Math.floor(Math.random() * size) : group.cursor % size;
+    let start: number;
+    switch (this.strategy) {
+      case 'random':
+        start = Math.floor(Math.random() * size);
+        break;
+      case 'hash_client':
+        start = hash(message.origin ?? '') % size;
+        break;
+      case 'hash_topic':
+        start = hash(message.topic) % size;
+        break;
+      case 'sticky':
+        // Stay on the last member picked (cursor - 1) while it is connected.
+        start = (group.cursor + size - 1) % size;
+        break;
+      default:
+        start = group.cursor % size;
+    }
     let fallback: SubscriptionEntry | undefined;
     let i = 0;
     // Map iteration from `start`, wrapping; O(members) but allocation-free.
@@ -159,4 +176,14 @@ export class Router implements MatchSink<SubscriptionEntry> {
     group.cursor = start + 1;
     return fallback;
   }
+}
+
+/** FNV-1a over UTF-16 code units: a stable, cheap spread for the hash strategies. */
+function hash(text: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < text.length; i++) {
+    h ^= text.charCodeAt(i);
+    h = Math.imul(h, 0x01000193);
+  }
+  return h >>> 0;
 }

@@ -158,6 +158,13 @@ export const mqttSchema = z
     wildcardSubscriptions: z.boolean().default(true),
     /** Whether $share/ subscriptions are allowed. */
     sharedSubscriptions: z.boolean().default(true),
+    /**
+     * How a shared group picks the member for each message: `round_robin`,
+     * `random`, `sticky` (the same member while it stays connected),
+     * `hash_client` (by publisher client id) or `hash_topic` (by topic).
+     * Connected members are preferred by every strategy.
+     */
+    sharedSubscriptionStrategy: z.enum(['round_robin', 'random', 'sticky', 'hash_client', 'hash_topic']).default('round_robin'),
     /** Whether v5 subscription identifiers are supported. */
     subscriptionIdentifiers: z.boolean().default(true),
     /** Max session expiry a v5 client may ask for, seconds (0xFFFFFFFF = never expires). */
