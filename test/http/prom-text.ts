@@ -18,10 +18,12 @@ export interface Exposition {
 
 const NAME = /^[a-zA-Z_:][a-zA-Z0-9_:]*/;
 
+/** As Prometheus parses sample values (Go's ParseFloat): Inf and NaN in any letter case. */
 function parseValue(text: string): number {
-  if (text === '+Inf') return Infinity;
-  if (text === '-Inf') return -Infinity;
-  if (text === 'NaN') return NaN;
+  const lower = text.toLowerCase();
+  if (lower === '+inf' || lower === 'inf') return Infinity;
+  if (lower === '-inf') return -Infinity;
+  if (lower === 'nan') return NaN;
   const n = Number(text);
   if (Number.isNaN(n)) throw new Error(`bad sample value ${JSON.stringify(text)}`);
   return n;
