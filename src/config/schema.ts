@@ -133,6 +133,10 @@ export const limitsSchema = z
     maxQueued: nonNegativeInt.default(1000),
     /** Topic name / filter levels; deeper topics are refused (guards the trie's recursion). */
     maxTopicLevels: positiveInt.default(128),
+    /** Topic name / filter length in characters; longer ones are refused like invalid ones. */
+    maxTopicLength: z.number().int().min(1).max(65535).default(65535),
+    /** Subscriptions one client may hold; more are refused (v5 SUBACK 0x97, 3.1.1 0x80). 0 = unlimited. */
+    maxSubscriptionsPerClient: nonNegativeInt.default(0),
     /** Largest keep-alive a client may ask for, seconds; 0 = no cap. */
     maxKeepalive: z.number().int().min(0).max(65535).default(0),
     /** Time allowed between TCP accept and a CONNECT, milliseconds. */

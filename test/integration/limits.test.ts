@@ -9,6 +9,9 @@ import { clientId, connectMqtt } from '../helpers/mqtt-client.js';
 import * as P from '../helpers/packets.js';
 import { RawClient } from '../helpers/raw-client.js';
 
+/** Limits Mosquitto has no setting for. */
+const TERN_LIMITS = isMosquitto ? 'a Tern limit with no Mosquitto equivalent' : false;
+
 const T = { timeout: 10_000 };
 
 test('a PUBLISH larger than limits.maxPacketSize closes the connection and is not routed', T, async (t) => {
@@ -149,4 +152,23 @@ test('topic filters and names deeper than limits.maxTopicLevels are refused', T,
   via.send(P.publish({ topic: DEEPEST_OK, payload: 'marker' }));
   const first = await obs.expectPacket('publish');
   assert.equal(first.payload.toString(), 'marker', 'the too-deep PUBLISH was not delivered');
+});
+
+test('limits.maxSubscriptionsPerClient refuses subscriptions beyond the cap; replacing one is still allowed', { ...T, skip: TERN_LIMITS }, async (t) => {
+  const { port } = await startBroker(t, { limits: { maxSubscriptionsPerClient: 2 } });
+  const c = await RawClient.connected(port, t, { clientId: clientId('cap') });
+  c.send(P.subscribe(1, [{ filter: 'cap/1', qos: 0 }, { filter: 'cap/2', qos: 1 }, { filter: 'cap/3', qos: 0 }]));
+  assert.deepEqual((await c.expectPacket('suback')).granted, [0, 1, 0x80]);
+  c.send(P.subscribe(2, [{ filter: 'cap/2', qos: 0 }]));
+  assert.deepEqual((await c.expectPacket('suback')).granted, [0], 'an existing filter can be re-subscribed');
+});
+
+test('limits.maxTopicLength refuses longer topic filters and names', { ...T, skip: TERN_LIMITS }, async (t) => {
+  const { port } = await startBroker(t, { limits: { maxTopicLength: 16 } });
+  const c = await RawClient.connected(port, t, { clientId: clientId('len') });
+  c.send(P.subscribe(1, [{ filter: 'a/'.repeat(10), qos: 0 }, { filter: 'short/#', qos: 0 }]));
+  assert.deepEqual((await c.expectPacket('suback')).granted, [0x80, 0]);
+  const p = await RawClient.connected(port, t, { clientId: clientId('lenpub') });
+  p.send(P.publish({ topic: 'x'.repeat(17), payload: 'long' }));
+  await p.expectClose();
 });

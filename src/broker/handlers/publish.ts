@@ -22,7 +22,7 @@ export function handlePublish(core: BrokerCore, conn: Connection, packet: Publis
   let topic = packet.topic;
 
   if (props?.topicAlias !== undefined) topic = resolveAlias(core, conn, topic, props.topicAlias);
-  if (!isValidTopicName(topic, core.config.limits.maxTopicLevels)) {
+  if (topic.length > core.config.limits.maxTopicLength || !isValidTopicName(topic, core.config.limits.maxTopicLevels)) {
     throw ternError('ERR_MQTT_TOPIC_NAME_INVALID', JSON.stringify(topic.slice(0, 200)));
   }
   if (props !== undefined) {

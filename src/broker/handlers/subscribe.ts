@@ -54,7 +54,7 @@ function subscribe(core: BrokerCore, conn: Connection, packet: SubscribePacket, 
     }
     const shared = parseSharedFilter(filter);
     const inner = shared ? shared.filter : filter;
-    if (shared === null || !isValidTopicFilter(inner, maxLevels)) {
+    if (shared === null || filter.length > core.config.limits.maxTopicLength || !isValidTopicFilter(inner, maxLevels)) {
       codes.push(v5 ? ReasonCode.TOPIC_FILTER_INVALID : SUBACK_FAILURE_V4);
       continue;
     }
@@ -73,6 +73,11 @@ function subscribe(core: BrokerCore, conn: Connection, packet: SubscribePacket, 
     if (shared && sub.noLocal) {
       // [MQTT-3.8.3-4] no local on a shared subscription is a protocol error: DISCONNECT.
       throw ternError('ERR_MQTT_PROTOCOL', 'no local on a shared subscription');
+    }
+    const maxSubs = core.config.limits.maxSubscriptionsPerClient;
+    if (maxSubs > 0 && session.subscriptions.size >= maxSubs && !session.subscriptions.has(filter)) {
+      codes.push(v5 ? ReasonCode.QUOTA_EXCEEDED : SUBACK_FAILURE_V4);
+      continue;
     }
     const qos = (sub.qos < mqtt.maxQos ? sub.qos : mqtt.maxQos) as QoS;
     const entry: SubscriptionEntry = {
