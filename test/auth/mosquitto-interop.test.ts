@@ -7,13 +7,13 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile, spawn, spawnSync } from 'node:child_process';
 import { chmod, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough, Writable } from 'node:stream';
 import type { TestContext } from 'node:test';
 import { PasswordFile } from '../../src/auth/password-file.js';
 import { runPasswd } from '../../src/cli/passwd.js';
+import { freePort } from '../helpers/net.js';
 
 function hasBinary(name: string): boolean {
   return spawnSync('sh', ['-c', `command -v ${name}`]).status === 0;
@@ -40,15 +40,6 @@ const quiet = (): { stdin: PassThrough; stdout: Writable; stderr: Writable } => 
   const sink = (): Writable => new Writable({ write: (_c, _e, cb) => cb() });
   return { stdin: new PassThrough(), stdout: sink(), stderr: sink() };
 };
-
-async function freePort(): Promise<number> {
-  const srv = createServer();
-  await new Promise<void>((resolve) => srv.listen(0, '127.0.0.1', resolve));
-  const addr = srv.address();
-  await new Promise<void>((resolve) => srv.close(() => resolve()));
-  if (addr === null || typeof addr === 'string') throw new Error('no port');
-  return addr.port;
-}
 
 /** Start mosquitto with `conf`; resolves once it logs that it is running. Killed in t.after. */
 async function startMosquitto(t: TestContext, dir: string, confLines: string[]): Promise<number> {

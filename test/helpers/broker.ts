@@ -11,7 +11,6 @@ import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import type { EventEmitter } from 'node:events';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { TestContext } from 'node:test';
@@ -54,6 +53,10 @@ export interface StartedBroker {
   /** mosquitto's log so far (empty for Tern); handy when a test fails. */
   logs(): string;
 }
+
+import { freePort } from './net.js';
+
+export { freePort };
 
 const BROKER_MODULE = '../../src/broker/broker.js';
 
@@ -99,21 +102,6 @@ export function forceGc(): void {
     gcFn = runInNewContext('gc') as () => void;
   }
   gcFn();
-}
-
-/** A free TCP port on 127.0.0.1 (listen on 0, read it, close). */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      server.close(() => {
-        if (address !== null && typeof address === 'object') resolve(address.port);
-        else reject(new Error('freePort: no address'));
-      });
-    });
-  });
 }
 
 /** mosquitto.conf lines for the Tern options that mosquitto has an equivalent for. */

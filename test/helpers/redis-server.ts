@@ -8,9 +8,10 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
-import { createConnection, createServer } from 'node:net';
+import { createConnection } from 'node:net';
 import { tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
+import { freePort } from './net.js';
 
 export const REDIS_INSTALL_COMMAND = 'apt-get install -y redis-server';
 
@@ -36,16 +37,6 @@ function findRedisServer(): string | null {
     if (dir !== '' && existsSync(join(dir, 'redis-server'))) return join(dir, 'redis-server');
   }
   return null;
-}
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  const port = (server.address() as { port: number }).port;
-  server.close();
-  await once(server, 'close');
-  return port;
 }
 
 /** Sends PING and resolves when +PONG comes back. */
