@@ -92,7 +92,8 @@ test('the dashboard shows, kicks and browses what the broker has, and streams li
   await open(page, 'live');
   await page.fill('#live-filter', 'dash/#');
   await page.click('#live-start');
-  await page.waitForFunction("document.getElementById('live-state').textContent.startsWith('watching')", undefined, { timeout: 5000 });
+  // A locator wait, not waitForFunction: the dashboard's CSP (rightly) forbids the eval that a string predicate needs.
+  await page.locator('#live-state', { hasText: /^watching/ }).waitFor({ timeout: 5000 });
   const pub = await connectMqtt(t, mqttUrl, { clientId: 'dash-pub' });
   await pub.publishAsync('other/topic', 'not shown', { qos: 1 });
   await pub.publishAsync('dash/live', 'hello from the test', { qos: 1 });
