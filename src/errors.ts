@@ -46,6 +46,7 @@ export const ERRORS = {
   ERR_MQTT_KEEPALIVE_TIMEOUT: { message: 'keep-alive timeout', reasonCode: ReasonCode.KEEP_ALIVE_TIMEOUT },
   ERR_MQTT_CONNECT_TIMEOUT: { message: 'no CONNECT within the connect timeout', reasonCode: ReasonCode.MAXIMUM_CONNECT_TIME },
   ERR_MQTT_QUOTA_EXCEEDED: { message: 'quota exceeded', reasonCode: ReasonCode.QUOTA_EXCEEDED },
+  ERR_MQTT_MESSAGE_RATE_TOO_HIGH: { message: 'message rate too high', reasonCode: ReasonCode.MESSAGE_RATE_TOO_HIGH },
   ERR_MQTT_NOT_AUTHORIZED: { message: 'not authorized', reasonCode: ReasonCode.NOT_AUTHORIZED },
   // Codec misuse: a packet object that cannot be put on the wire (a bug in the caller, not the peer)
   ERR_CODEC_INVALID_PACKET: { message: 'cannot encode packet' },
@@ -91,6 +92,9 @@ export const ERRORS = {
   ERR_CLIENT_CLOSED: { message: 'client is closed' },
   ERR_CLIENT_ACK_TIMEOUT: { message: 'no acknowledgement within the ack timeout' },
   ERR_CLIENT_REJECTED: { message: 'request rejected by the server' },
+  // Cluster
+  ERR_CLUSTER_REDIS: { message: 'cannot reach the cluster Redis' },
+  ERR_CLUSTER_IDS_EXHAUSTED: { message: 'cluster message id block used up before the next one arrived' },
 } as const satisfies Record<string, ErrorSpec>;
 
 export type ErrorCode = keyof typeof ERRORS;

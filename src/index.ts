@@ -1,6 +1,6 @@
 /** Tern's public API. */
 export { Broker, createBroker } from './broker/broker.js';
-export type { BrokerEvents, BrokerOptions, ClientInfo, PublishOptions } from './broker/broker.js';
+export type { BrokerEvents, BrokerOptions, ClientInfo, PublishOptions, ReloadFailure, ReloadResult } from './broker/broker.js';
 export type { Message } from './broker/message.js';
 export { TernError, ERRORS, isTernError } from './errors.js';
 export type { ErrorCode } from './errors.js';

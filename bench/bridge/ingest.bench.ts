@@ -48,7 +48,7 @@ async function pipelineIngest(durability: 'full' | 'normal'): Promise<void> {
       ttlMs: 0,
       window: 100,
     },
-    { local, dropped: () => undefined, drained: () => undefined, error: (e) => console.error(e) },
+    { local, dropped: () => undefined, drained: () => undefined, cacheReset: () => undefined, error: (e) => console.error(e) },
   );
   const payload = Buffer.alloc(100, 0x61);
   const t0 = performance.now();

@@ -237,5 +237,6 @@ export const ALIASES: Record<string, readonly string[]> = {
   throughput: SCENARIOS.filter((s) => ['pairs', 'fanout', 'fanin'].includes(s.group)).map((s) => s.id),
 };
 
-export const MICRO = ['codec', 'trie', 'store'] as const;
+/** Standalone benches run as child processes (compare/micro.ts); `cluster` only when named in --only (it needs redis-server). */
+export const MICRO = ['codec', 'trie', 'store', 'cluster'] as const;
 export type MicroName = (typeof MICRO)[number];

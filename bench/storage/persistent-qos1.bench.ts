@@ -4,8 +4,13 @@
  *
  *   node --import tsx bench/storage/persistent-qos1.bench.ts [--quick] [--in-process]
  *        [--pairs N] [--duration S] [--window W] [--rounds R]
+ *        [--targets memory,normal,full] [--profile DIR]
  *
- * 1. persistent-qos1: N publishers -> N persistent subscribers (v5, session
+ * `--profile DIR` profiles each child broker (V8's sampling profiler, started
+ * by cpu-profile.mjs as `node --cpu-prof` would) into DIR/<pid>.cpuprofile;
+ * summarise with bench/compare/profile.ts.
+ *
+ * persistent-qos1: N publishers -> N persistent subscribers (v5, session
  *    expiry 300 s, one topic per pair), QoS 1, 64-byte payloads. Each
  *    publisher keeps W messages unacknowledged and at most 2W not yet
  *    delivered, so queues stay short and the figure is the broker's steady
@@ -13,24 +18,23 @@
  *    and forgotten on PUBACK, and every publish is acknowledged only after
  *    its commit. Backends: memory (the baseline), sqlite durability normal,
  *    sqlite durability full, interleaved over R rounds (default 3); the
- *    summary's `ratio` = median deliveries/s over memory's (target >= 0.7). The broker runs as a child process (its own core) unless
- *    --in-process; the clients are Tern's own (src/client).
- * 2. startup: stores built directly through the persistence API (10k and
- *    100k retained messages; 10k sessions with a subscription and 2 queued
- *    messages each), then the time of createBroker() + listen() on them,
- *    after a clean close and after an unclean one (which adds quick_check).
+ *    summary's `ratio` = median deliveries/s over memory's (target >= 0.7).
+ *    The broker runs as a child process (its own core) unless --in-process;
+ *    the clients are Tern's own (src/client). Each run also reports the
+ *    broker's CPU use (`brokerCpuPct`, of one core) and CPU time per
+ *    delivery (`brokerCpuUsPerDelivery`), read from /proc: on a shared
+ *    machine the CPU cost per delivery moves much less than the rate.
+ * Start-up time against store size: startup.bench.ts.
  */
 import { execSync } from 'node:child_process';
-import { mkdtempSync, rmSync, statSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import Database from 'better-sqlite3';
+import { pathToFileURL } from 'node:url';
 import { createBroker } from '../../src/broker/broker.js';
 import { MqttClient } from '../../src/client/index.js';
 import type { PublishCallback } from '../../src/client/index.js';
-import type { StorageOp } from '../../src/persistence/persistence.js';
-import { DB_FILE, SqlitePersistence } from '../../src/persistence/sqlite.js';
 import { BrokerProcess, stablePort } from '../../test/helpers/broker-process.js';
 
 const argv = process.argv.slice(2);
@@ -47,6 +51,9 @@ const WARMUP_S = quick ? 0.5 : 1;
 const WINDOW = option('--window', 32);
 const ROUNDS = option('--rounds', quick ? 1 : 3);
 const PAYLOAD = Buffer.alloc(64, 0x61);
+const TARGETS = (argv.includes('--targets') ? argv[argv.indexOf('--targets') + 1] ?? '' : 'memory,normal,full').split(',');
+const PROFILER = pathToFileURL(join(import.meta.dirname, 'cpu-profile.mjs')).href;
+const PROFILE_DIR = argv.includes('--profile') ? argv[argv.indexOf('--profile') + 1] : undefined;
 
 const meta = {
   sha: gitSha(),
@@ -84,7 +91,7 @@ function sleep(ms: number): Promise<void> {
 }
 
 // ---------------------------------------------------------------------------
-// 1. persistent QoS 1 throughput
+// persistent QoS 1 throughput
 
 interface Target {
   backend: 'memory' | 'sqlite';
@@ -93,7 +100,21 @@ interface Target {
 
 interface Running {
   port: number;
+  /** The child broker's pid (undefined in process). */
+  pid: number | undefined;
   stop(): Promise<void>;
+}
+
+/** CPU time (user + system) of a process so far, ms; 0 when unknown. */
+function cpuMs(pid: number | undefined): number {
+  if (pid === undefined) return 0;
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return ((Number(fields[11]) + Number(fields[12])) * 1000) / 100; // utime + stime, at USER_HZ 100
+  } catch {
+    return 0;
+  }
 }
 
 async function startBroker(target: Target): Promise<Running> {
@@ -106,11 +127,24 @@ async function startBroker(target: Target): Promise<Running> {
       log: { level: 'warn' },
     });
     await broker.listen();
-    return { port, stop: () => broker.close() };
+    return { port, pid: undefined, stop: () => broker.close() };
   }
-  const proc = await BrokerProcess.start(hooks, { backend: target.backend, durability: target.durability, dataDir });
+  const saved = process.env.NODE_OPTIONS;
+  if (PROFILE_DIR !== undefined) {
+    // --cpu-prof is not allowed in NODE_OPTIONS; a preloaded module starts the profiler instead.
+    process.env.NODE_OPTIONS = `${saved ?? ''} --import ${PROFILER}`.trim();
+    process.env.TERN_PROFILE_DIR = PROFILE_DIR;
+  }
+  let proc: BrokerProcess;
+  try {
+    proc = await BrokerProcess.start(hooks, { backend: target.backend, durability: target.durability, dataDir });
+  } finally {
+    if (saved === undefined) delete process.env.NODE_OPTIONS;
+    else process.env.NODE_OPTIONS = saved;
+  }
   return {
     port: proc.port,
+    pid: proc.pid,
     stop: async () => {
       await proc.stop();
     },
@@ -170,8 +204,11 @@ async function throughput(target: Target): Promise<{ acksPerS: number; deliverie
     const a0 = pairs.reduce((n, p) => n + p.acked, 0);
     const d0 = pairs.reduce((n, p) => n + p.delivered, 0);
     const t0 = performance.now();
+    const c0 = cpuMs(broker.pid);
     await sleep(DURATION_S * 1000);
     const secs = (performance.now() - t0) / 1000;
+    const cpu = cpuMs(broker.pid) - c0;
+    const brokerCpu = broker.pid === undefined ? null : Math.round(cpu / (secs * 10));
     const acks = pairs.reduce((n, p) => n + p.acked, 0) - a0;
     const deliveries = pairs.reduce((n, p) => n + p.delivered, 0) - d0;
     const errors = pairs.reduce((n, p) => n + p.errors, 0);
@@ -186,6 +223,8 @@ async function throughput(target: Target): Promise<{ acksPerS: number; deliverie
       window: WINDOW,
       durationS: Math.round(secs * 100) / 100,
       ...result,
+      brokerCpuPct: brokerCpu,
+      brokerCpuUsPerDelivery: broker.pid === undefined || deliveries === 0 ? null : Math.round((cpu * 10000) / deliveries) / 10,
       errors,
     });
     return result;
@@ -200,104 +239,27 @@ async function throughput(target: Target): Promise<{ acksPerS: number; deliverie
 }
 
 // ---------------------------------------------------------------------------
-// 2. start-up time against store size
-
-interface StoreShape {
-  retained: number;
-  sessions: number;
-  /** Queued QoS 1 messages per session. */
-  queued: number;
-}
-
-async function buildStore(dir: string, shape: StoreShape): Promise<void> {
-  const p = new SqlitePersistence({ path: dir });
-  await p.open();
-  const now = Date.now();
-  let id = 0;
-  let ops: StorageOp[] = [];
-  const flush = async (force = false): Promise<void> => {
-    if (ops.length >= 5000 || (force && ops.length > 0)) {
-      await p.commit(ops);
-      ops = [];
-    }
-  };
-  for (let i = 0; i < shape.retained; i++) {
-    ops.push({
-      type: 'putRetained',
-      message: { id: ++id, topic: `site/${i % 100}/device/${i}/state`, payload: PAYLOAD, qos: 1, retain: true, createdAt: now },
-    });
-    await flush();
-  }
-  for (let s = 0; s < shape.sessions; s++) {
-    const clientId = `device-${s}`;
-    ops.push({ type: 'putSession', session: { clientId, protocolLevel: 4, expiryInterval: 0xffffffff, disconnectedAt: now, createdAt: now } });
-    ops.push({
-      type: 'putSubscription',
-      clientId,
-      subscription: { filter: `cmd/${clientId}/#`, qos: 1, noLocal: false, retainAsPublished: false, retainHandling: 0 },
-    });
-    for (let q = 1; q <= shape.queued; q++) {
-      const message = { id: ++id, topic: `cmd/${clientId}/x`, payload: PAYLOAD, qos: 1 as const, retain: false, createdAt: now };
-      ops.push({ type: 'putMessage', message });
-      ops.push({ type: 'putOutbound', clientId, entry: { seq: q, messageId: message.id, qos: 1, state: 'queued' } });
-    }
-    await flush();
-  }
-  await flush(true);
-  await p.close();
-}
-
-/** Marks the store as not cleanly closed, as a crash leaves it. */
-function markUnclean(dir: string): void {
-  const db = new Database(join(dir, DB_FILE));
-  db.prepare("UPDATE meta SET value = 0 WHERE key = 'clean_shutdown'").run();
-  db.close();
-}
-
-async function timeListen(dir: string): Promise<{ listenMs: number; sessions: number }> {
-  const t0 = performance.now();
-  const broker = createBroker({
-    listeners: [{ type: 'tcp', host: '127.0.0.1', port: 0 }],
-    storage: { backend: 'sqlite', path: dir },
-    log: { level: 'silent' },
-  });
-  await broker.listen();
-  const listenMs = performance.now() - t0;
-  const sessions = broker.core.sessions.size;
-  await broker.close();
-  return { listenMs: Math.round(listenMs * 10) / 10, sessions };
-}
-
-async function startup(shape: StoreShape): Promise<void> {
-  const dir = newDir();
-  const b0 = performance.now();
-  await buildStore(dir, shape);
-  const buildMs = Math.round(performance.now() - b0);
-  const fileMB = Math.round((statSync(join(dir, DB_FILE)).size / 1048576) * 10) / 10;
-  await timeListen(dir); // warm the page cache and the module graph once
-  for (const shutdown of ['clean', 'unclean'] as const) {
-    if (shutdown === 'unclean') markUnclean(dir);
-    const { listenMs, sessions } = await timeListen(dir);
-    emit({ case: 'startup', ...shape, shutdown, listenMs, restoredSessions: sessions, fileMB, buildMs });
-  }
-  rmSync(dir, { recursive: true, force: true });
-}
-
-// ---------------------------------------------------------------------------
 
 try {
   // Rounds interleave the backends, so load from elsewhere on the machine hits them alike;
   // the ratio is of the medians.
-  const targets: Target[] = [
-    { backend: 'memory', durability: 'normal' },
-    { backend: 'sqlite', durability: 'normal' },
-    { backend: 'sqlite', durability: 'full' },
-  ];
+  const all: Record<string, Target> = {
+    memory: { backend: 'memory', durability: 'normal' },
+    normal: { backend: 'sqlite', durability: 'normal' },
+    full: { backend: 'sqlite', durability: 'full' },
+  };
+  const targets: Target[] = TARGETS.map((name) => {
+    const t = all[name];
+    if (t === undefined) throw new Error(`--targets: unknown ${name} (memory, normal, full)`);
+    return t;
+  });
   const runs = targets.map(() => [] as number[]);
   for (let round = 0; round < ROUNDS; round++) {
     for (const [i, target] of targets.entries()) runs[i]!.push((await throughput(target)).deliveriesPerS);
   }
   const medians = runs.map(median);
+  const memoryAt = targets.findIndex((t) => t.backend === 'memory');
+  const baseline = memoryAt >= 0 ? medians[memoryAt]! : 0;
   for (const [i, target] of targets.entries()) {
     emit({
       case: 'persistent-qos1-summary',
@@ -306,16 +268,10 @@ try {
       rounds: ROUNDS,
       medianDeliveriesPerS: medians[i],
       runs: runs[i],
-      ratio: Math.round((medians[i]! / Math.max(1, medians[0]!)) * 1000) / 1000,
+      ratio: baseline > 0 ? Math.round((medians[i]! / baseline) * 1000) / 1000 : null,
       target: target.backend === 'memory' ? null : 0.7,
     });
   }
-  const k = quick ? 1000 : 10_000;
-  await startup({ retained: 0, sessions: 0, queued: 0 });
-  await startup({ retained: k, sessions: 0, queued: 0 });
-  await startup({ retained: 10 * k, sessions: 0, queued: 0 });
-  await startup({ retained: 0, sessions: k, queued: 2 });
-  await startup({ retained: 10 * k, sessions: k, queued: 2 });
 } finally {
   for (const fn of cleanups.reverse()) await fn();
   rmSync(root, { recursive: true, force: true });

@@ -71,7 +71,7 @@ export interface BridgeEvents {
   drop: [reason: DropReason, count: number];
   /** The backlog was fully acknowledged by the remote. */
   drained: [];
-  /** The cache file was corrupt and moved to `movedTo`; a fresh cache started. */
+  /** The cache file was corrupt (at start, or found so while running) and moved to `movedTo`; a fresh cache started. */
   cacheReset: [file: string, movedTo: string];
   /** Once per stats interval. */
   stats: [stats: BridgeStats];
@@ -137,14 +137,7 @@ export class Bridge extends EventEmitter<BridgeEvents> {
     if (this.#options.cacheMaxPageCount !== undefined) cacheOptions.maxPageCount = this.#options.cacheMaxPageCount;
     const cache = BridgeCache.open(this.cacheFile, cacheOptions);
     this.#cache = cache;
-    if (cache.movedAside !== null) {
-      const err = ternError(
-        'ERR_STORAGE_CORRUPT',
-        `bridge ${c.name}: cache ${cache.file} was corrupt; moved to ${cache.movedAside} and started a fresh cache`,
-      );
-      this.emit('cacheReset', cache.file, cache.movedAside);
-      if (this.listenerCount('error') > 0) this.emit('error', err);
-    }
+    if (cache.movedAside !== null) this.#cacheReset(cache.file, cache.movedAside, '');
     const pipeline = new Pipeline(
       cache,
       {
@@ -161,6 +154,8 @@ export class Bridge extends EventEmitter<BridgeEvents> {
         local: this.#local,
         dropped: (reason, count) => this.#dropped(reason, count),
         drained: () => this.emit('drained'),
+        cacheReset: (file, movedTo, lost, estimated) =>
+          this.#cacheReset(file, movedTo, ` while running; ${estimated && lost > 0 ? 'at most ' : ''}${lost} cached messages were only in it (dropped: corrupt)`),
         error: (err) => this.#error(err),
       },
     );
@@ -266,6 +261,16 @@ export class Bridge extends EventEmitter<BridgeEvents> {
       }
       return;
     }
+  }
+
+  /** A corrupt cache file was moved aside and a fresh cache started (at open, or while running). */
+  #cacheReset(file: string, movedTo: string, detail: string): void {
+    const err = ternError(
+      'ERR_STORAGE_CORRUPT',
+      `bridge ${this.config.name}: cache ${file} was corrupt${detail}; moved to ${movedTo} and started a fresh cache`,
+    );
+    this.emit('cacheReset', file, movedTo);
+    this.#error(err);
   }
 
   #dropped(reason: DropReason, count: number): void {

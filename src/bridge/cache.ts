@@ -16,7 +16,9 @@
  * Open: takes `<file>.lock` (another bridge on the same cache is refused with
  * ERR_STORAGE_LOCKED), checks the header and runs quick_check; a corrupt file
  * is moved aside with its -wal/-shm to `<file>.corrupt-<time>` (never
- * deleted) and a fresh cache starts. auto_vacuum=INCREMENTAL: after a drain
+ * deleted) and a fresh cache starts; damage found later, while open, goes
+ * the same way through reset() (the pipeline decides what to write again).
+ * auto_vacuum=INCREMENTAL: after a drain
  * the freed pages are returned to the file system in steps.
  *
  * A full disk (SQLITE_FULL) is a full cache: the commit is retried once with
@@ -82,18 +84,35 @@ const SQLITE_HEADER = Buffer.from('SQLite format 3\0', 'latin1');
 
 class CorruptionError extends Error {}
 
+interface Statements {
+  insert: Stmt;
+  read: Stmt;
+  rangeStats: Stmt;
+  deleteRange: Stmt;
+  headRows: Stmt;
+  setLastSeq: Stmt;
+}
+
+function prepare(db: Db): Statements {
+  return {
+    insert: db.prepare('INSERT INTO msgs (seq, topic, payload, qos, retain, props, expires_at, size) VALUES (?, ?, ?, ?, ?, ?, ?, ?)'),
+    read: db.prepare('SELECT seq, topic, payload, qos, retain, props, expires_at FROM msgs WHERE seq > ? AND seq < ? ORDER BY seq LIMIT ?').raw(),
+    rangeStats: db.prepare('SELECT count(*) AS n, total(size) AS b FROM msgs WHERE seq > ? AND seq <= ?'),
+    deleteRange: db.prepare('DELETE FROM msgs WHERE seq > ? AND seq <= ?'),
+    headRows: db.prepare('SELECT seq, size FROM msgs WHERE seq > ? ORDER BY seq LIMIT ?').raw(),
+    setLastSeq: db.prepare("INSERT INTO meta (key, value) VALUES ('last_seq', ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value"),
+  };
+}
+
 export class BridgeCache {
   readonly file: string;
   /** Where a corrupt file was moved at open, if it was. */
   readonly movedAside: string | null;
-  readonly #db: Db;
+  #db: Db;
   readonly #lock: LockFile;
   readonly #durability: 'full' | 'normal';
-  readonly #insert: Stmt;
-  readonly #read: Stmt;
-  readonly #rangeStats: Stmt;
-  readonly #deleteRange: Stmt;
-  readonly #headRows: Stmt;
+  readonly #options: CacheOpenOptions;
+  #s: Statements;
   #count = 0;
   #bytes = 0;
   #firstSeq = 0;
@@ -102,21 +121,14 @@ export class BridgeCache {
   #diskCap = 0;
   #closed = false;
 
-  private constructor(file: string, db: Db, lock: LockFile, durability: 'full' | 'normal', movedAside: string | null) {
+  private constructor(file: string, db: Db, lock: LockFile, options: CacheOpenOptions, movedAside: string | null) {
     this.file = file;
     this.#db = db;
     this.#lock = lock;
-    this.#durability = durability;
+    this.#durability = options.durability;
+    this.#options = options;
     this.movedAside = movedAside;
-    this.#insert = db.prepare(
-      'INSERT INTO msgs (seq, topic, payload, qos, retain, props, expires_at, size) VALUES (?, ?, ?, ?, ?, ?, ?, ?)',
-    );
-    this.#read = db
-      .prepare('SELECT seq, topic, payload, qos, retain, props, expires_at FROM msgs WHERE seq > ? AND seq < ? ORDER BY seq LIMIT ?')
-      .raw();
-    this.#rangeStats = db.prepare('SELECT count(*) AS n, total(size) AS b FROM msgs WHERE seq > ? AND seq <= ?');
-    this.#deleteRange = db.prepare('DELETE FROM msgs WHERE seq > ? AND seq <= ?');
-    this.#headRows = db.prepare('SELECT seq, size FROM msgs WHERE seq > ? ORDER BY seq LIMIT ?').raw();
+    this.#s = prepare(db);
     const s = db.prepare('SELECT count(*) AS n, total(size) AS b, min(seq) AS lo, max(seq) AS hi FROM msgs').get() as {
       n: number;
       b: number;
@@ -148,7 +160,7 @@ export class BridgeCache {
         movedAside = moveAside(file);
         db = openDb(file, options);
       }
-      return new BridgeCache(file, db, lock, options.durability, movedAside);
+      return new BridgeCache(file, db, lock, options, movedAside);
     } catch (err) {
       lock.release();
       throw err;
@@ -173,9 +185,51 @@ export class BridgeCache {
     return this.#lastSeq;
   }
 
+  /**
+   * The file turned out corrupt while open: close it, move it (with its
+   * -wal/-shm) aside to `<file>.corrupt-<time>` (never deleted), and open a
+   * fresh, empty cache in its place whose sequence goes on after `lastSeq`.
+   * The lock stays held. Returns where the corrupt file went. Throws
+   * ERR_STORAGE_OPEN when the fresh cache cannot be opened (the cache is
+   * then unusable: every later call fails).
+   */
+  reset(lastSeq: number): string {
+    try {
+      this.#db.close(); // may checkpoint the WAL into the file: SQLite's own committed pages, nothing is dropped
+    } catch {
+      // A connection that cannot close cleanly is gone all the same.
+    }
+    const movedTo = moveAside(this.file);
+    let db: Db;
+    try {
+      db = openDb(this.file, this.#options);
+    } catch (err) {
+      throw ternError('ERR_STORAGE_OPEN', `${this.file}: ${(err as Error).message}`, { cause: err });
+    }
+    this.#db = db;
+    this.#s = prepare(db);
+    this.#count = 0;
+    this.#bytes = 0;
+    this.#firstSeq = 0;
+    this.#diskCap = 0;
+    if (lastSeq > this.#lastSeq) this.#lastSeq = lastSeq;
+    this.#s.setLastSeq.run(this.#lastSeq);
+    db.prepare("INSERT INTO meta (key, value) VALUES ('clean_shutdown', 0) ON CONFLICT(key) DO UPDATE SET value = 0").run();
+    return movedTo;
+  }
+
+  /** Rows with after < seq < before, or null when the file cannot tell (corrupt). */
+  tryCount(after: number, before: number): number | null {
+    try {
+      return this.#db.prepare('SELECT count(*) FROM msgs WHERE seq > ? AND seq < ?').pluck().get(after, before) as number;
+    } catch {
+      return null;
+    }
+  }
+
   /** Rows with after < seq < before, oldest first, as pipeline entries (committed). */
   read(after: number, before: number, limit: number): Entry[] {
-    const rows = this.#read.all(after, before, limit) as RawRow[];
+    const rows = this.#s.read.all(after, before, limit) as RawRow[];
     const out = new Array<Entry>(rows.length);
     for (let i = 0; i < rows.length; i++) {
       const r = rows[i]!;
@@ -234,9 +288,9 @@ export class BridgeCache {
     const maxBytes = limits.maxBytes;
     this.#db.transaction(() => {
       if (ackedUpTo > deletedUpTo) {
-        const s = this.#rangeStats.get(deletedUpTo, ackedUpTo) as { n: number; b: number };
+        const s = this.#s.rangeStats.get(deletedUpTo, ackedUpTo) as { n: number; b: number };
         if (s.n > 0) {
-          this.#deleteRange.run(deletedUpTo, ackedUpTo);
+          this.#s.deleteRange.run(deletedUpTo, ackedUpTo);
           count -= s.n;
           bytes -= s.b;
           r.deleted = s.n;
@@ -252,7 +306,7 @@ export class BridgeCache {
         let overB = maxBytes > 0 ? bytes + batchBytes - maxBytes : 0;
         let from = Math.max(deletedUpTo, ackedUpTo);
         while ((overN > 0 || overB > 0) && count > 0) {
-          const head = this.#headRows.all(from, 512) as Array<[number, number]>;
+          const head = this.#s.headRows.all(from, 512) as Array<[number, number]>;
           if (head.length === 0) break;
           let upTo = from;
           for (const [seq, size] of head) {
@@ -264,7 +318,7 @@ export class BridgeCache {
             bytes -= size;
             r.evicted++;
           }
-          this.#deleteRange.run(from, upTo);
+          this.#s.deleteRange.run(from, upTo);
           r.evictedUpTo = upTo;
           from = upTo;
         }
@@ -288,7 +342,7 @@ export class BridgeCache {
           b += size;
         }
       }
-      const insert = this.#insert;
+      const insert = this.#s.insert;
       for (let i = first; i < end; i++) {
         const e = rows[i]!;
         insert.run(e.seq, e.topic, e.payload, e.qos, e.retain ? 1 : 0, e.props, e.expiresAt, e.size);
@@ -300,7 +354,7 @@ export class BridgeCache {
       if (end > first) firstInserted = rows[first]!.seq;
       if (count === 0) {
         // Keep the sequence going across a drain: seqs never go back.
-        this.#db.prepare("INSERT INTO meta (key, value) VALUES ('last_seq', ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value").run(lastSeq);
+        this.#s.setLastSeq.run(lastSeq);
       }
     })();
     if (count === 0) firstSeq = 0;
@@ -351,6 +405,10 @@ export class BridgeCache {
     this.#closed = true;
     try {
       this.#db.prepare("UPDATE meta SET value = 1 WHERE key = 'clean_shutdown'").run();
+    } catch {
+      // A corrupt (or already closed) file: nothing more to record.
+    }
+    try {
       this.#db.close();
     } finally {
       this.#lock.release();
@@ -390,7 +448,8 @@ function checkHeader(file: string): void {
   if (!header.equals(SQLITE_HEADER)) throw new CorruptionError('not an SQLite database (bad header)');
 }
 
-function isCorruption(err: unknown): boolean {
+/** SQLITE_CORRUPT*, SQLITE_NOTADB or a failed header/quick_check: the file is damaged, not merely busy or full. */
+export function isCorruption(err: unknown): boolean {
   if (err instanceof CorruptionError) return true;
   const code = (err as { code?: unknown }).code;
   return typeof code === 'string' && (code === 'SQLITE_NOTADB' || code.startsWith('SQLITE_CORRUPT'));

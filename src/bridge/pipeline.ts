@@ -26,7 +26,7 @@ import { Fifo } from '../client/fifo.js';
 import type { Properties, QoS } from '../codec/types.js';
 import { isTernError } from '../errors.js';
 import { propertiesFromJson, propertiesToJson } from '../persistence/records.js';
-import type { BridgeCache, CacheLimits } from './cache.js';
+import { isCorruption, type BridgeCache, type CacheLimits } from './cache.js';
 import { Entry, Flag } from './entry.js';
 import type { LocalSide } from './local-side.js';
 import { SeqRing } from './ring.js';
@@ -39,6 +39,7 @@ export const DROP_REASONS = [
   'qos0_offline',
   'remote_rejected',
   'local_down',
+  'corrupt',
 ] as const;
 export type DropReason = (typeof DROP_REASONS)[number];
 
@@ -58,6 +59,8 @@ export interface PipelineHost {
   readonly local: LocalSide;
   dropped(reason: DropReason, count: number): void;
   drained(): void;
+  /** The cache file was found corrupt while running and moved to `movedTo`; `lost` rows (only in the file) are gone. */
+  cacheReset(file: string, movedTo: string, lost: number, estimated: boolean): void;
   error(err: Error): void;
 }
 
@@ -69,6 +72,8 @@ const MEM_MAX_BYTES = 16 * 1024 * 1024;
 const DELETE_DELAY_MS = 20;
 /** A drain after a backlog of at least this many rows returns the freed space to the file system. */
 const VACUUM_MIN_ROWS = 10_000;
+/** A fresh cache found corrupt again this soon is not replaced again (a failing disk): errors and retries instead. */
+const RESET_MIN_INTERVAL_MS = 10_000;
 
 export class Pipeline {
   readonly #cache: BridgeCache;
@@ -97,6 +102,8 @@ export class Pipeline {
   #vacuuming = false;
   /** Largest backlog since the last drain. */
   #peak = 0;
+  /** When the cache was last replaced after corruption. */
+  #resetAt = 0;
   #closed = false;
   // counters
   received = 0;
@@ -243,6 +250,8 @@ export class Pipeline {
     } catch (err) {
       // Not a full disk (that is handled as a full cache): keep the batch for the next try.
       this.#batch = batch.concat(this.#batch);
+      // A corrupt file is replaced by a fresh one, and the batch (with what memory holds) committed there at once.
+      if (this.#recover(err)) return this.flush();
       this.#host.error(err as Error);
       this.#flushTimer = setTimeout(this.#flushNow, 1000);
       return;
@@ -298,7 +307,8 @@ export class Pipeline {
       try {
         more = this.#cache.vacuumStep();
       } catch (err) {
-        this.#host.error(err as Error);
+        if (this.#recover(err)) this.flush();
+        else this.#host.error(err as Error);
       }
       if (more) setImmediate(step);
       else this.#vacuuming = false;
@@ -372,7 +382,12 @@ export class Pipeline {
     try {
       rows = this.#cache.read(this.#cursor, mem.loSeq, o.batchSize);
     } catch (err) {
-      this.#host.error(err as Error);
+      if (this.#recover(err)) {
+        this.flush();
+        this.#schedulePump();
+      } else {
+        this.#host.error(err as Error);
+      }
       return undefined;
     }
     if (rows.length === 0) {
@@ -428,6 +443,58 @@ export class Pipeline {
       e.flags &= ~Flag.LOCAL_ACK;
       this.#host.local.ack(e.localToken, e.localEpoch);
     }
+  }
+
+  /**
+   * The cache file turned out corrupt while running (not at open): move it
+   * aside and start a fresh one (BridgeCache.reset). Entries memory still
+   * holds whose rows were in the file (the newest entries, a replay batch,
+   * messages in flight) go into the next commit, so they stay cached; rows
+   * only the file held are lost and counted as dropped (`corrupt`): exactly
+   * when the damaged file can still count them, else an upper bound (it may
+   * include acknowledged rows whose delete was pending). Returns false when
+   * `err` is not corruption, or the cache was replaced moments ago.
+   */
+  #recover(err: unknown): boolean {
+    if (!isCorruption(err) || this.#closed) return false;
+    const now = Date.now();
+    if (now - this.#resetAt < RESET_MIN_INTERVAL_MS) return false;
+    this.#resetAt = now;
+    const cache = this.#cache;
+    const keep = new Set<Entry>();
+    const take = (e: Entry | undefined): void => {
+      if (e !== undefined && (e.flags & (Flag.ROW | Flag.COMMITTED | DONE)) === (Flag.ROW | Flag.COMMITTED)) keep.add(e);
+    };
+    const inflight = this.#inflight.drain();
+    for (const e of inflight) {
+      take(e);
+      this.#inflight.push(e);
+    }
+    const buf = this.#replayBuf;
+    for (let i = this.#replayIdx; i < buf.length; i++) take(buf[i]);
+    const mem = this.#mem;
+    for (let seq = mem.loSeq, end = mem.loSeq + mem.size; seq < end; seq++) take(mem.get(seq));
+    // Rows above the cursor and below memory, not in the replay batch, were only in the file.
+    const between = cache.tryCount(this.#cursor, mem.loSeq);
+    const estimated = between === null;
+    const lost = estimated ? Math.max(0, cache.count - keep.size) : Math.max(0, between - (buf.length - this.#replayIdx));
+    let movedTo: string;
+    try {
+      movedTo = cache.reset(this.#nextSeq - 1);
+    } catch (resetErr) {
+      this.#host.error(resetErr as Error);
+      return false;
+    }
+    if (keep.size > 0) {
+      for (const e of keep) {
+        e.flags = (e.flags & ~Flag.COMMITTED) | Flag.IN_BATCH;
+        this.#batch.push(e);
+      }
+      this.#batch.sort((a, b) => a.seq - b.seq);
+    }
+    if (lost > 0) this.#host.dropped('corrupt', lost);
+    this.#host.cacheReset(cache.file, movedTo, lost, estimated);
+    return true;
   }
 
   /** Move the frontier past settled messages; schedule the delete of their rows. */

@@ -36,16 +36,32 @@ function readTlsFile(path: string, what: string): Buffer {
   }
 }
 
-/** The trust store when no ca_file is given: the system bundle plus Node's own roots. */
+/**
+ * The trust store when no ca_file is given: the system bundle plus Node's own
+ * roots plus NODE_EXTRA_CA_CERTS (which Node adds only to its default store,
+ * and an explicit `ca` list replaces that store, so it is added here).
+ */
 function systemCa(): Array<string | Buffer> | undefined {
+  let bundle: Buffer | undefined;
   for (const file of SYSTEM_CA_FILES) {
     try {
-      return [readFileSync(file), ...rootCertificates];
+      bundle = readFileSync(file);
+      break;
     } catch {
       // try the next location
     }
   }
-  return undefined; // Node's bundled roots
+  if (bundle === undefined) return undefined; // Node's default store: its roots and NODE_EXTRA_CA_CERTS
+  const ca: Array<string | Buffer> = [bundle, ...rootCertificates];
+  const extra = process.env.NODE_EXTRA_CA_CERTS;
+  if (extra !== undefined && extra !== '') {
+    try {
+      ca.push(readFileSync(extra));
+    } catch {
+      // Node warned about the unreadable file at start-up, as it does for its own store.
+    }
+  }
+  return ca;
 }
 
 /** TLS options from config, reading the files once (at start, so a bad path fails the start). */

@@ -16,13 +16,17 @@ import { createListener } from '../transport/create.js';
 import { startOperations, type Operations } from '../ops/index.js';
 import { banListOf, bridgeStatusOf } from '../ops/adapters.js';
 import { createBrokerBridges, type Bridge } from '../bridge/bridge.js';
-import type { OperationsOptions } from '../ops/types.js';
+import type { OperationsOptions, ReadinessCheck } from '../ops/types.js';
 import { createPersistence } from '../persistence/create.js';
 import type { Persistence } from '../persistence/persistence.js';
 import { Connection, type ConnectionInfo } from './connection.js';
 import { BrokerCore } from './core.js';
 import { Message } from './message.js';
+import { ConnectionRate } from './rate-limit.js';
+import { diffConfig, reloadFailure, tomlKey, withLive, type ReloadResult } from './reload.js';
 import { isValidTopicName } from './topic.js';
+
+export type { ReloadFailure, ReloadResult } from './reload.js';
 
 export interface BrokerOptions extends TernConfigInput {
   /** Use this logger instead of one built from `log`. */
@@ -33,6 +37,12 @@ export interface BrokerOptions extends TernConfigInput {
   repair?: boolean;
   /** Providers for the HTTP/operations side (bans, reload, bridges, BigQuery client options). */
   operations?: OperationsOptions;
+  /**
+   * Where reload() gets the next configuration when called without one (the
+   * CLI re-reads its -c file with the command-line overrides). It may throw
+   * (ERR_CONFIG_READ/PARSE/INVALID): the reload is then refused.
+   */
+  loadConfig?: () => Promise<TernConfigInput>;
 }
 
 export interface PublishOptions {
@@ -62,7 +72,6 @@ export interface BrokerEvents {
 }
 
 export class Broker extends EventEmitter<BrokerEvents> {
-  readonly config: TernConfig;
   readonly log: Logger;
   readonly #core: BrokerCore;
   #listeners: Listener[] = [];
@@ -72,15 +81,26 @@ export class Broker extends EventEmitter<BrokerEvents> {
   #ops: Operations | null = null;
   #bridges: Bridge[] = [];
   #operationsOptions: OperationsOptions;
+  readonly #loadConfig: (() => Promise<TernConfigInput>) | undefined;
+  /** The reload under way: reloads run one after another. */
+  #reloading: Promise<unknown> = Promise.resolve();
+  /** New connections per second by remote address (limits.max_connection_rate_per_address). */
+  readonly #connectionRate = new ConnectionRate();
 
   constructor(options: BrokerOptions = {}) {
     super();
-    const { logger, persistence, repair, operations, ...rest } = options;
+    const { logger, persistence, repair, operations, loadConfig, ...rest } = options;
     this.#operationsOptions = operations ?? {};
-    this.config = resolveConfig(rest);
-    this.log = logger ?? createLogger(this.config.log);
-    const store = persistence ?? createPersistence({ ...this.config.storage, repair: repair ?? false });
-    this.#core = new BrokerCore(this.config, this.log, this as EventEmitter, store);
+    this.#loadConfig = loadConfig;
+    const config = resolveConfig(rest);
+    this.log = logger ?? createLogger(config.log);
+    const store = persistence ?? createPersistence({ ...config.storage, repair: repair ?? false });
+    this.#core = new BrokerCore(config, this.log, this as EventEmitter, store);
+  }
+
+  /** The configuration in effect (a reload replaces it with the live parts of a new one). */
+  get config(): TernConfig {
+    return this.#core.config;
   }
 
   /** @internal the running operations side (HTTP, $SYS, sinks), after listen(). */
@@ -109,6 +129,14 @@ export class Broker extends EventEmitter<BrokerEvents> {
     if (this.#started) throw ternError('ERR_BROKER_STARTED');
     this.#started = true;
     await this.#core.start();
+    try {
+      // Bridges before listeners: a message a client publishes is in a forwarding bridge's ack chain from the first connection.
+      this.#bridges = createBrokerBridges(this, this.config.bridges);
+      for (const bridge of this.#bridges) await bridge.start();
+    } catch (err) {
+      await this.close();
+      throw err;
+    }
     const handler = (stream: Duplex, info: ConnectionInfo): void => this.handle(stream, info);
     const listeners = this.config.listeners.map((cfg) => createListener(cfg, handler, this.log));
     try {
@@ -120,19 +148,20 @@ export class Broker extends EventEmitter<BrokerEvents> {
       await Promise.all(this.#listeners.map((l) => l.close()));
       this.#listeners = [];
       this.#addresses = [];
+      for (const bridge of this.#bridges) await bridge.close().catch(() => undefined);
+      this.#bridges = [];
       await this.#core.stop();
       this.#closed = true;
       throw err;
     }
     for (const a of this.#addresses) this.log.info({ listener: a.type, host: a.host, port: a.port }, `listening on ${a.type}://${a.host}:${a.port}`);
     try {
-      this.#bridges = createBrokerBridges(this, this.config.bridges);
-      for (const bridge of this.#bridges) await bridge.start();
       this.#ops = await startOperations(this, this.config, {
         bridges: () => this.#bridges.map(bridgeStatusOf),
         bans: banListOf(this.#core.security.bans),
-        reload: () => this.reload().then((failures) => ({ reloaded: true, failures: failures.map((e) => e.message) })),
+        reload: () => this.reload(),
         ...this.#operationsOptions,
+        readiness: [...clusterReadiness(this.#core), ...(this.#operationsOptions.readiness ?? [])],
       });
     } catch (err) {
       // Nothing half-started stays behind: listeners, bridges and storage close again.
@@ -155,23 +184,84 @@ export class Broker extends EventEmitter<BrokerEvents> {
       stream.destroy();
       return;
     }
+    const rate = this.config.limits.maxConnectionRatePerAddress;
+    if (rate > 0 && !this.#connectionRate.admit(info.remoteAddress, rate, Date.now())) {
+      // One line per second at most: a connection flood must not become a log flood.
+      if (this.#connectionRate.refused === 1) {
+        this.log.warn(
+          { address: info.remoteAddress, max: rate },
+          'connection refused: too many new connections per second from this address (further refusals this second are not logged)',
+        );
+      }
+      stream.destroy();
+      return;
+    }
     core.stats.connectionsTotal++;
     core.connections.add(new Connection(stream, info, core));
   }
 
   /**
-   * Re-read what can change live (SIGHUP): listener certificates, password
-   * and ACL files, plugin reload tasks. A broken file keeps the old one (and
-   * is logged); the failures are returned.
+   * Reload the configuration (SIGHUP, POST /api/v1/reload). The next
+   * configuration is `next`, else what `loadConfig` gives, else the running
+   * one. It is validated first: if it does not load or validate, nothing
+   * changes and the error is reported (`reloaded: false`). Then the files it
+   * names are re-read (listener certificates, password and ACL files, plugin
+   * reload tasks; a broken file keeps the old one), and the differences from
+   * the running configuration are applied where they can be live (limits,
+   * log level, $SYS interval, message-logging sinks) and listed as needing a
+   * restart otherwise. Reloads run one at a time.
    */
-  async reload(): Promise<Error[]> {
-    const failures: Error[] = [];
-    for (const listener of this.#listeners) {
-      await listener.reload().catch((err: unknown) => failures.push(err as Error));
+  reload(next?: TernConfigInput): Promise<ReloadResult> {
+    const run = this.#reloading.then(() => this.#reload(next));
+    this.#reloading = run.catch(() => undefined);
+    return run;
+  }
+
+  async #reload(input: TernConfigInput | undefined): Promise<ReloadResult> {
+    if (this.#closed) throw ternError('ERR_BROKER_CLOSED');
+    const result: ReloadResult = { reloaded: true, applied: [], restartRequired: [], failures: [] };
+    let next: TernConfig | undefined;
+    try {
+      const source = input ?? (await this.#loadConfig?.());
+      if (source !== undefined) next = resolveConfig(source);
+    } catch (err) {
+      result.reloaded = false;
+      result.failures.push(reloadFailure('config', err));
+      this.log.error({ err }, 'configuration not reloaded; the running configuration stays');
+      return result;
     }
-    if (this.#started) failures.push(...(await this.#core.security.reload()));
-    this.log.info({ failures: failures.length }, 'configuration reloaded');
-    return failures;
+    for (const [i, listener] of this.#listeners.entries()) {
+      await listener.reload().catch((err: unknown) => result.failures.push(reloadFailure(`listeners[${i}]`, err)));
+    }
+    if (this.#started) for (const err of await this.#core.security.reload()) result.failures.push(reloadFailure('auth', err));
+    if (next !== undefined) await this.#apply(next, result);
+    const { applied, restartRequired, failures } = result;
+    if (failures.length > 0) this.log.warn({ applied, restartRequired, failures }, 'configuration reloaded with failures');
+    else this.log.info({ applied, restartRequired }, 'configuration reloaded');
+    if (restartRequired.length > 0) this.log.warn({ restartRequired }, 'configuration changes that take effect only after a restart');
+    return result;
+  }
+
+  /** Apply the live differences between the running configuration and `next` (see reload.ts). */
+  async #apply(next: TernConfig, result: ReloadResult): Promise<void> {
+    const running = this.config;
+    const { live, restart } = diffConfig(running, next);
+    result.restartRequired.push(...restart.map(tomlKey));
+    if (live.size === 0) return;
+    const sections = new Set(live.keys());
+    const ops = this.#ops;
+    if (ops !== null && (sections.has('sys') || sections.has('messageLog.file') || sections.has('messageLog.bigquery'))) {
+      // Sinks first: one that fails to start keeps the running one, and its section its old value.
+      for (const change of await ops.reconfigure(withLive(running, next, sections))) {
+        if (change.error === undefined) continue;
+        const section = `messageLog.${change.kind}`;
+        sections.delete(section);
+        result.failures.push(reloadFailure(tomlKey(['messageLog', change.kind]), change.error));
+      }
+    }
+    this.#core.setConfig(withLive(running, next, sections));
+    if (sections.has('log.level')) this.log.level = next.log.level;
+    for (const section of sections) result.applied.push(...live.get(section)!.map(tomlKey));
   }
 
   /** Publish as the broker itself (no client origin). */
@@ -230,4 +320,10 @@ export class Broker extends EventEmitter<BrokerEvents> {
 
 export function createBroker(options: BrokerOptions = {}): Broker {
   return new Broker(options);
+}
+
+/** /readyz in a cluster: connected to Redis and a member (a node cut off refuses new work). */
+function clusterReadiness(core: BrokerCore): ReadinessCheck[] {
+  const cluster = core.cluster;
+  return cluster === null ? [] : [{ name: 'cluster', check: () => cluster.ready }];
 }

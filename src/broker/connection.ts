@@ -16,6 +16,7 @@ import { Framer } from '../codec/framer.js';
 import { stampPacketId } from '../codec/publish.js';
 import type { AuthPacket, Packet } from '../codec/types.js';
 import { TernError, ternError } from '../errors.js';
+import { PublishRate, RATE_DISCONNECT, RATE_OK, wireBytes, type PublishRateLimits } from './rate-limit.js';
 import type { Outbound, Session, SessionLink } from './session.js';
 
 export interface ConnectionInfo {
@@ -34,6 +35,8 @@ export interface ConnectionHost {
   readonly socketHighWaterMark: number;
   readonly drainTimeoutMs: number;
   readonly connectTimeoutMs: number;
+  /** Read at use time: a reload may swap `limits`. */
+  readonly config: { readonly limits: PublishRateLimits };
   onPacket(conn: Connection, packet: Packet): void;
   onClosed(conn: Connection): void;
   onProtocolError(conn: Connection, err: TernError): void;
@@ -49,6 +52,8 @@ const enum Phase {
 
 /** Bytes of one read handled per event-loop turn (see #handleData). */
 const READ_SLICE = 16 * 1024;
+/** The slice while a client is over its publish rate: its rate is checked after every slice, so it overshoots little. */
+const THROTTLED_SLICE = 1024;
 
 /** Topics shorter than this are sent in full: an alias would save too little to cost a per-client encoding. */
 const MIN_ALIASED_TOPIC = 8;
@@ -94,9 +99,18 @@ export class Connection implements SessionLink {
   readonly #framer: Framer;
   /** The unread part of a large read being fed slice by slice. */
   #rest: Buffer | null = null;
+  /** READ_SLICE, or THROTTLED_SLICE while the client is over its publish rate. */
+  #slice = READ_SLICE;
   #corked = false;
   #keepaliveTimer: NodeJS.Timeout | undefined = undefined;
   #drainTimer: NodeJS.Timeout | undefined = undefined;
+  /** PUBLISH packets and their wire bytes read since the last rate check. */
+  #readPublishes = 0;
+  #readPublishBytes = 0;
+  /** Publish-rate buckets, made on the first check with a limit on. */
+  #rate: PublishRate | null = null;
+  /** Set while reading is paused because the client is over its publish rate. */
+  #rateTimer: NodeJS.Timeout | undefined = undefined;
   readonly #onData: (chunk: Buffer) => void;
   readonly #onPacket: (header: number, body: Buffer) => void;
 
@@ -289,6 +303,8 @@ export class Connection implements SessionLink {
     this.#phase = Phase.Closing;
     this.#stopTimers();
     this.stream.removeListener('data', this.#onData);
+    // Reading may be paused (a sliced read, the publish rate): unread bytes are dropped, so the peer's FIN is seen.
+    this.stream.resume();
     if (this.#corked) this.flush();
     this.stream.end();
     // Do not wait for a peer that never reads.
@@ -314,8 +330,10 @@ export class Connection implements SessionLink {
   #handleData(chunk: Buffer): void {
     this.lastActivity = Date.now();
     this.host.stats.bytesReceived += chunk.length;
-    if (chunk.length <= READ_SLICE) {
+    const slice = this.#slice;
+    if (chunk.length <= slice) {
       this.#feed(chunk);
+      if (this.#readPublishes !== 0 && !this.closed) this.#throttle();
       return;
     }
     this.stream.pause();
@@ -326,9 +344,11 @@ export class Connection implements SessionLink {
   readonly #feedSlice = (): void => {
     const chunk = this.#rest;
     if (chunk === null || this.closed) return;
-    this.#rest = chunk.length > READ_SLICE ? chunk.subarray(READ_SLICE) : null;
-    this.#feed(chunk.length > READ_SLICE ? chunk.subarray(0, READ_SLICE) : chunk);
+    const slice = this.#slice;
+    this.#rest = chunk.length > slice ? chunk.subarray(slice) : null;
+    this.#feed(chunk.length > slice ? chunk.subarray(0, slice) : chunk);
     if (this.closed) return;
+    if (this.#readPublishes !== 0 && this.#throttle()) return;
     if (this.#rest !== null) setImmediate(this.#feedSlice);
     else this.stream.resume();
   };
@@ -340,6 +360,48 @@ export class Connection implements SessionLink {
       this.#fail(err);
     }
   }
+
+  /**
+   * After a read with PUBLISH packets: a client over `limits.max_publish_rate`
+   * or `max_publish_bytes_rate` is slowed by not reading its socket until its
+   * buckets refill (one timer while paused), and disconnected (v5 0x96) if it
+   * stays over for `rate_limit_disconnect_after_ms`. True when reading stopped.
+   */
+  #throttle(): boolean {
+    const packets = this.#readPublishes;
+    const bytes = this.#readPublishBytes;
+    this.#readPublishes = 0;
+    this.#readPublishBytes = 0;
+    const limits = this.host.config.limits;
+    if (this.#rate === null) {
+      if (limits.maxPublishRate === 0 && limits.maxPublishBytesRate === 0) return false;
+      this.#rate = new PublishRate(Date.now());
+    }
+    const verdict = this.#rate.take(packets, bytes, limits, Date.now());
+    this.#slice = this.#rate.over ? THROTTLED_SLICE : READ_SLICE;
+    return this.#rateVerdict(verdict);
+  }
+
+  /** Act on a PublishRate answer: go on, pause reading for that long, or disconnect. */
+  #rateVerdict(verdict: number): boolean {
+    if (verdict === RATE_OK) return false;
+    if (verdict === RATE_DISCONNECT) {
+      this.#fail(ternError('ERR_MQTT_MESSAGE_RATE_TOO_HIGH', 'publish rate over the limit for too long'));
+      return true;
+    }
+    this.stream.pause();
+    this.#rateTimer = setTimeout(this.#unthrottle, verdict);
+    return true;
+  }
+
+  readonly #unthrottle = (): void => {
+    this.#rateTimer = undefined;
+    if (this.closed || this.#rate === null) return;
+    if (this.#rateVerdict(this.#rate.wait(this.host.config.limits, Date.now()))) return;
+    // Go on where the pause began: the rest of a sliced read, or the socket.
+    if (this.#rest !== null) this.#feedSlice();
+    else this.stream.resume();
+  };
 
   #handleFrame(header: number, body: Buffer): void {
     if (this.closed) return;
@@ -353,6 +415,10 @@ export class Connection implements SessionLink {
       // answer in the client's own CONNACK format (v5 0x84, 3.1.1 0x01).
       const level = body[2 + body.readUInt16BE(0)];
       if (level !== undefined) this.requestedLevel = level;
+    }
+    if (header >> 4 === PacketType.PUBLISH) {
+      this.#readPublishes++;
+      this.#readPublishBytes += wireBytes(body.length);
     }
     const packet = decodePacket(header, body, this.level);
     if (this.pending !== null) {
@@ -399,9 +465,14 @@ export class Connection implements SessionLink {
   #checkKeepalive(limitMs: number): void {
     if (this.closed) return;
     if (Date.now() - this.lastActivity >= limitMs) {
-      // [MQTT-3.1.2-24] nothing for 1.5 x keep-alive: disconnect.
-      this.disconnect(ReasonCode.KEEP_ALIVE_TIMEOUT, 'keep-alive timeout');
-      return;
+      // A client whose reading is paused for its publish rate is not idle: its bytes are waiting.
+      if (this.#rateTimer !== undefined) {
+        this.lastActivity = Date.now();
+      } else {
+        // [MQTT-3.1.2-24] nothing for 1.5 x keep-alive: disconnect.
+        this.disconnect(ReasonCode.KEEP_ALIVE_TIMEOUT, 'keep-alive timeout');
+        return;
+      }
     }
     this.#armKeepalive(limitMs);
   }
@@ -423,8 +494,10 @@ export class Connection implements SessionLink {
   #stopTimers(): void {
     clearTimeout(this.#keepaliveTimer);
     clearTimeout(this.#drainTimer);
+    clearTimeout(this.#rateTimer);
     this.#keepaliveTimer = undefined;
     this.#drainTimer = undefined;
+    this.#rateTimer = undefined;
   }
 
   #closed(): void {

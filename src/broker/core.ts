@@ -15,13 +15,26 @@ import type { Persistence } from '../persistence/persistence.js';
 import { createSecurity, type Security } from '../hooks/security.js';
 import { isPromise } from '../hooks/registry.js';
 import { dispatch } from './dispatch.js';
-import { Durable, willFromStored } from './durable.js';
+import { Durable, clientFromStored, willFromStored } from './durable.js';
 import { Message } from './message.js';
 import { Router } from './router.js';
 import { topicMatches } from './topic.js';
 import { Session, type DropReason, type Outbound, type SessionHost } from './session.js';
 import { TopicTrie } from './topic-trie.js';
+import type { Cluster } from '../cluster/cluster.js';
+import { createClusterLink } from './cluster-link.js';
+import type { SessionRecord, StoredMessage } from '../persistence/types.js';
 import type { SubscriptionEntry } from './session.js';
+
+/**
+ * A consumer that must hold a message before its publisher is acknowledged
+ * (an in-process bridge caching what it forwards). Called for every message
+ * a client or the API publishes (not $SYS housekeeping), after routing. A
+ * promise it returns delays the QoS 1/2 acknowledgement of a client's
+ * PUBLISH until it settles; a rejection fails the acknowledgement as a
+ * failed storage commit does. It must not throw.
+ */
+export type DurableConsumer = (message: Message, clientId: string | undefined) => Promise<void> | undefined;
 
 /** Counters kept cheaply on the hot path; exported by $SYS and metrics later. */
 export class BrokerStats {
@@ -39,7 +52,7 @@ export class BrokerStats {
 }
 
 export class BrokerCore implements ConnectionHost, SessionHost {
-  readonly config: TernConfig;
+  #config: TernConfig;
   readonly log: Logger;
   readonly events: EventEmitter;
   readonly sessions = new Map<string, Session>();
@@ -54,24 +67,49 @@ export class BrokerCore implements ConnectionHost, SessionHost {
   security!: Security;
   #idCounter = 0;
   #purgeTimer: NodeJS.Timeout | undefined = undefined;
+  /** Set while this cluster node adopts a dead node's sessions: local publishes they must get later. */
+  adoptionTap: ((message: Message) => void) | null = null;
+  /** This node's cluster membership (cluster.enabled), started by start(). */
+  readonly cluster: Cluster | null;
+  #consumers: DurableConsumer[] = [];
 
-  // ConnectionHost / SessionHost limits, flattened for the hot path.
-  readonly maxPacketSize: number;
-  readonly maxInflight: number;
-  readonly maxQueued: number;
-  readonly socketHighWaterMark: number;
-  readonly drainTimeoutMs: number;
-  readonly connectTimeoutMs: number;
+  // ConnectionHost / SessionHost limits, flattened for the hot path; setConfig() re-reads them.
+  maxPacketSize = 0;
+  maxInflight = 0;
+  maxQueued = 0;
+  socketHighWaterMark = 0;
+  drainTimeoutMs = 0;
+  connectTimeoutMs = 0;
 
   constructor(config: TernConfig, log: Logger, events: EventEmitter, persistence: Persistence) {
-    this.config = config;
+    this.#config = config;
     this.log = log;
     this.events = events;
     // The memory backend commits synchronously: no reason to wait for a group.
     this.router.strategy = config.mqtt.sharedSubscriptionStrategy;
     this.durable = new Durable(persistence, config.storage.backend === 'memory' ? 0 : config.storage.durability === 'full' ? 4 : 2);
     this.durable.onBackgroundError = (err) => this.log.error({ err }, 'storage write failed');
-    const l = config.limits;
+    this.cluster = config.cluster.enabled ? createClusterLink(this) : null;
+    this.#flattenLimits();
+  }
+
+  /** The configuration in effect; a live reload replaces it as a whole (setConfig). Read it at use time. */
+  get config(): TernConfig {
+    return this.#config;
+  }
+
+  /**
+   * Run on `config` from now on (a live reload: broker.reload() passes the
+   * running config with only the live sections replaced). Connections
+   * already open keep the packet-size limit and connect timeout they started with.
+   */
+  setConfig(config: TernConfig): void {
+    this.#config = config;
+    this.#flattenLimits();
+  }
+
+  #flattenLimits(): void {
+    const l = this.#config.limits;
     this.maxPacketSize = l.maxPacketSize;
     this.maxInflight = l.maxInflight;
     this.maxQueued = l.maxQueued;
@@ -117,9 +155,10 @@ export class BrokerCore implements ConnectionHost, SessionHost {
     // [MQTT-3.1.2-8] the will goes out unless the client sent DISCONNECT.
     const will = session.will;
     session.will = undefined;
-    if (will !== undefined && !conn.cleanDisconnect) this.#willOnClose(session, will);
+    if (will !== undefined && !conn.cleanDisconnect) this.willOnClose(session, will);
+    if (will !== undefined && this.cluster !== null) this.cluster.setWill(session.clientId, undefined);
     if (session.expiryInterval > 0) this.durable.putSession(session);
-    this.#scheduleSessionEnd(session);
+    this.scheduleSessionEnd(session);
     this.events.emit('clientDisconnected', conn.clientId, conn.closeReason);
     if (this.security.hooks.listens('disconnect')) this.security.hooks.emit('disconnect', conn, conn.closeReason);
   }
@@ -145,14 +184,75 @@ export class BrokerCore implements ConnectionHost, SessionHost {
 
   // ---- routing ----
 
-  /** Route a message to matching sessions; returns how many it went to. */
+  /**
+   * Route a message to matching sessions, and in a cluster to the other
+   * nodes with matching subscribers; returns how many sessions (and nodes)
+   * it went to.
+   */
   route(message: Message, system = false): number {
-    const n = this.router.route(message);
+    const cluster = this.cluster;
+    let n: number;
+    if (cluster === null || system) {
+      n = this.router.route(message);
+    } else {
+      n = this.router.route(message, cluster.plan(message.topic));
+      // $SYS is per node; everything else also goes to the nodes with subscribers.
+      if (cluster.hasTargets) n += cluster.forward(this.#forwardable(message), message.origin);
+      if (this.adoptionTap !== null) this.adoptionTap(message);
+    }
     if (!system) {
       this.stats.messagesReceived++;
       this.stats.messagesSent += n;
     }
     return n;
+  }
+
+  addDurableConsumer(consumer: DurableConsumer): void {
+    this.#consumers = [...this.#consumers, consumer];
+  }
+
+  removeDurableConsumer(consumer: DurableConsumer): void {
+    this.#consumers = this.#consumers.filter((c) => c !== consumer);
+  }
+
+  /**
+   * Hand a published message to the durable consumers; returns a promise when
+   * one of them must commit it before the publisher is acknowledged.
+   */
+  consume(message: Message, clientId: string | undefined): Promise<void> | undefined {
+    const consumers = this.#consumers;
+    if (consumers.length === 0) return undefined;
+    let held: Promise<void> | undefined;
+    let all: Array<Promise<void>> | undefined;
+    for (let i = 0; i < consumers.length; i++) {
+      const p = consumers[i]!(message, clientId);
+      if (p === undefined) continue;
+      if (held === undefined) held = p;
+      else (all ??= [held]).push(p);
+    }
+    return all === undefined ? held : Promise.all(all).then(() => undefined);
+  }
+
+  /** The stored form of a message another node routes (its id there is its own). */
+  #forwardable(message: Message): StoredMessage {
+    message.compact();
+    const stored: StoredMessage = { id: 0, topic: message.topic, payload: message.payload, qos: message.qos, retain: message.retain, createdAt: Date.now() };
+    if (message.properties !== undefined) stored.properties = message.properties;
+    if (message.expiresAt !== undefined) stored.expiresAt = message.expiresAt;
+    return stored;
+  }
+
+  /**
+   * What an acknowledgement must wait for: buffered storage changes (flushed
+   * now) and, in a cluster, route updates and messages forwarded to other
+   * nodes. Undefined when nothing is pending.
+   */
+  pendingCommit(): Promise<void> | undefined {
+    const stored = this.durable.dirty ? this.durable.flush() : undefined;
+    const cluster = this.cluster === null ? undefined : this.cluster.pendingFlush();
+    if (cluster === undefined) return stored;
+    if (stored === undefined) return cluster;
+    return Promise.all([stored, cluster]).then(() => undefined);
   }
 
   /**
@@ -174,7 +274,11 @@ export class BrokerCore implements ConnectionHost, SessionHost {
       this.storeRetained(message).catch((err: unknown) => this.log.warn({ err, topic: message.topic }, 'retained message not stored'));
     }
     const n = this.route(message, system);
-    if (!system && this.events.listenerCount('published') > 0) this.events.emit('published', message, message.origin);
+    if (!system) {
+      // No publisher waits for an acknowledgement here: a consumer's commit settles on its own.
+      this.consume(message, message.origin)?.catch(() => undefined);
+      if (this.events.listenerCount('published') > 0) this.events.emit('published', message, message.origin);
+    }
     return n;
   }
 
@@ -220,7 +324,7 @@ export class BrokerCore implements ConnectionHost, SessionHost {
    * connection: whichever comes first of the delay and the session's end
    * [MQTT-3.1.3-9]; a reconnect in time cancels it (see cancelPendingWill).
    */
-  #willOnClose(session: Session, will: Will): void {
+  willOnClose(session: Session, will: Will): void {
     const delay = will.properties?.willDelayInterval ?? 0;
     if (delay === 0 || session.expiryInterval === 0) {
       this.publishWill(will, session.clientId);
@@ -260,9 +364,10 @@ export class BrokerCore implements ConnectionHost, SessionHost {
     return session;
   }
 
-  /** Remove a session and all its subscriptions. */
-  endSession(session: Session): void {
+  /** Remove a session and all its subscriptions; `disown`: a cluster forgets who held it (not on a clean start). */
+  endSession(session: Session, disown = true): void {
     if (session.ended) return;
+    if (disown && this.cluster !== null) this.cluster.disown(session.clientId);
     session.ended = true;
     // A delayed will still waiting goes out when the session ends [MQTT-3.1.3-9].
     this.#firePendingWill(session);
@@ -277,7 +382,8 @@ export class BrokerCore implements ConnectionHost, SessionHost {
     if (this.sessions.get(session.clientId) === session) this.sessions.delete(session.clientId);
   }
 
-  #scheduleSessionEnd(session: Session, disconnectedAt = Date.now()): void {
+  /** @internal end the session when its expiry runs out (now for expiry 0). */
+  scheduleSessionEnd(session: Session, disconnectedAt = Date.now()): void {
     const expiry = session.expiryInterval;
     if (expiry === 0) {
       this.endSession(session);
@@ -301,6 +407,94 @@ export class BrokerCore implements ConnectionHost, SessionHost {
 
   // ---- start-up and shutdown ----
 
+  /** Rebuild one stored session (its subscriptions and queues follow); a will left by a crash goes to `crashed`. */
+  #restoreRecord(record: SessionRecord, now: number, crashed: Array<{ session: Session; will: Will }>): Session {
+    const session = this.newSession(record.clientId);
+    session.stored = true;
+    // Delivery-time ACL checks use the stored owner until the client reconnects.
+    session.client = clientFromStored(record);
+    session.expiryInterval = record.expiryInterval;
+    session.protocolLevel = record.protocolLevel;
+    session.disconnectedAt = record.disconnectedAt ?? now;
+    if (record.will !== undefined) {
+      const will = willFromStored(record.will);
+      if (record.disconnectedAt === null) crashed.push({ session, will });
+      else if (record.will.delayInterval > 0) session.pendingWill = will;
+    }
+    this.scheduleSessionEnd(session, record.disconnectedAt ?? now);
+    return session;
+  }
+
+  /**
+   * Load one session from the store into memory (a cluster node taking it
+   * over or adopting it): subscriptions, queues, QoS 2 ids; a will left
+   * pending or by a crash is scheduled as at start-up. `routed` false keeps
+   * its subscriptions out of the trie (the caller adds them later).
+   */
+  async loadStoredSession(clientId: string, routed = true): Promise<Session | undefined> {
+    const persistence = this.durable.persistence;
+    const record = await persistence.getSession(clientId);
+    const prepared = this.sessions.get(clientId);
+    let buffered: Outbound[] = [];
+    if (prepared !== undefined && prepared.preparing) {
+      // What arrived while the other node let go comes after the stored state.
+      buffered = [...prepared.queue];
+      this.#dropPrepared(prepared);
+    }
+    if (record === undefined || this.sessions.has(clientId)) return this.sessions.get(clientId);
+    const crashed: Array<{ session: Session; will: Will }> = [];
+    const session = this.#restoreRecord(record, Date.now(), crashed);
+    for (const subscription of await persistence.getSubscriptions(clientId)) {
+      const entry: SubscriptionEntry = { session, ...subscription, subscriptionId: subscription.subscriptionId };
+      if (routed) this.trie.add(subscription.filter, clientId, entry);
+      session.subscriptions.set(subscription.filter, entry);
+    }
+    await this.durable.loadOutbound(session, new Map());
+    for (const id of await persistence.loadInbound(clientId)) session.inboundQos2.add(id);
+    const pending = session.pendingWill;
+    session.pendingWill = undefined;
+    if (pending !== undefined) this.willOnClose(session, pending);
+    for (const c of crashed) {
+      this.willOnClose(session, c.will);
+      this.durable.putSession(session);
+    }
+    for (const out of buffered) session.deliver(out.message, out.qos, out.retain, out.subscriptionIds);
+    return session;
+  }
+
+  /**
+   * First step of taking a persistent session over from another cluster
+   * node: route its stored subscriptions here before that node lets go, so
+   * nothing published meanwhile misses it (duplicates are possible: at
+   * least once across a take-over). loadStoredSession() completes it.
+   */
+  async prepareSession(clientId: string): Promise<void> {
+    if (this.sessions.has(clientId)) return;
+    const subscriptions = await this.durable.persistence.getSubscriptions(clientId);
+    if (subscriptions.length === 0 || this.sessions.has(clientId)) return;
+    const session = this.newSession(clientId);
+    session.preparing = true;
+    for (const subscription of subscriptions) {
+      const entry: SubscriptionEntry = { session, ...subscription, subscriptionId: subscription.subscriptionId };
+      this.trie.add(subscription.filter, clientId, entry);
+      session.subscriptions.set(subscription.filter, entry);
+    }
+    await this.cluster?.pendingFlush();
+  }
+
+  /** A prepared session's connection went away before it completed. */
+  abandonPrepared(clientId: string): void {
+    const session = this.sessions.get(clientId);
+    if (session !== undefined && session.preparing) this.#dropPrepared(session);
+  }
+
+  #dropPrepared(session: Session): void {
+    session.preparing = false;
+    session.ended = true;
+    for (const filter of session.subscriptions.keys()) this.trie.remove(filter, session.clientId);
+    if (this.sessions.get(session.clientId) === session) this.sessions.delete(session.clientId);
+  }
+
   /**
    * Open the store and bring back persistent sessions: subscriptions into the
    * trie, queued and in-flight messages into their sessions, QoS 2 packet ids
@@ -315,18 +509,20 @@ export class BrokerCore implements ConnectionHost, SessionHost {
     const now = Date.now();
     const purged = await durable.persistence.purgeExpired(now);
     const crashed: Array<{ session: Session; will: Will }> = [];
+    const cluster = this.cluster;
+    if (cluster !== null) {
+      await cluster.start();
+      durable.idSource = () => cluster.ids.next();
+    }
+    // A cluster node restores only the sessions it owns (the others belong to live nodes).
+    const records: SessionRecord[] = [];
     for await (const record of durable.persistence.loadSessions()) {
-      const session = this.newSession(record.clientId);
-      session.stored = true;
-      session.expiryInterval = record.expiryInterval;
-      session.protocolLevel = record.protocolLevel;
-      session.disconnectedAt = record.disconnectedAt ?? now;
-      if (record.will !== undefined) {
-        const will = willFromStored(record.will);
-        if (record.disconnectedAt === null) crashed.push({ session, will });
-        else if (record.will.delayInterval > 0) session.pendingWill = will;
-      }
-      this.#scheduleSessionEnd(session, record.disconnectedAt ?? now);
+      if (cluster !== null) records.push(record);
+      else this.#restoreRecord(record, now, crashed);
+    }
+    if (cluster !== null) {
+      const owned = await cluster.ownedSessions(records.map((r) => r.clientId));
+      for (const record of records) if (owned.has(record.clientId)) this.#restoreRecord(record, now, crashed);
     }
     for await (const { clientId, subscription } of durable.persistence.loadSubscriptions()) {
       const session = this.sessions.get(clientId);
@@ -345,12 +541,16 @@ export class BrokerCore implements ConnectionHost, SessionHost {
       if (session.pendingWill !== undefined) {
         const will = session.pendingWill;
         session.pendingWill = undefined;
-        this.#willOnClose(session, will);
+        this.willOnClose(session, will);
       }
     }
     for (const { session, will } of crashed) {
-      this.#willOnClose(session, will);
+      this.willOnClose(session, will);
       durable.putSession(session); // now disconnected: the will must not go out again
+    }
+    if (cluster !== null) {
+      // Wills of clean sessions this node had open when it died last.
+      for (const [clientId, will] of await cluster.leftoverWills()) if (!this.sessions.has(clientId)) this.publishWill(will, clientId);
     }
     if (this.sessions.size > 0 || purged.sessions.length > 0) {
       this.log.info({ sessions: this.sessions.size, expired: purged.sessions.length }, 'sessions restored from storage');
@@ -384,6 +584,8 @@ export class BrokerCore implements ConnectionHost, SessionHost {
 
   async stop(): Promise<void> {
     clearInterval(this.#purgeTimer);
+    await this.durable.flush().catch(() => {});
+    await this.cluster?.close();
     await this.security?.close();
     for (const session of this.sessions.values()) {
       clearTimeout(session.expiryTimer);

@@ -13,6 +13,7 @@
  * stored; clean sessions cost nothing here.
  */
 import type { Will } from '../codec/types.js';
+import type { HookClient } from '../hooks/types.js';
 import type { Persistence, StorageOp } from '../persistence/persistence.js';
 import type { SessionRecord, StoredMessage, StoredSubscription, StoredWill } from '../persistence/types.js';
 import { WriteQueue } from '../persistence/write-queue.js';
@@ -29,12 +30,31 @@ export class Durable {
   #nextMessageId = 1;
   /** Retained writes not yet committed: topic -> message (null = cleared). */
   readonly pendingRetained = new Map<string, Message | null>();
+  /** Deliveries written (or restored from the store) at least once; see putOutbound. */
+  readonly #written = new WeakSet<Outbound>();
+  /** Where stored-message ids come from when not this store's own counter (a cluster's shared id blocks). */
+  idSource: (() => number) | null = null;
   /** Called when a background flush (state changes nobody waits for) fails. */
   onBackgroundError: (err: unknown) => void = () => {};
+  /**
+   * Told how long each storage commit took, in seconds (the metrics'
+   * latency histogram). Once per commit group, never per message; null: not timed.
+   */
+  commitObserver: ((seconds: number) => void) | null = null;
 
   constructor(persistence: Persistence, groupDelayMs: number) {
     this.persistence = persistence;
-    this.#queue = new WriteQueue(persistence, { maxDelayMs: groupDelayMs });
+    this.#queue = new WriteQueue({ commit: (ops) => this.#commit(ops) }, { maxDelayMs: groupDelayMs });
+  }
+
+  #commit(ops: readonly StorageOp[]): Promise<void> {
+    const observe = this.commitObserver;
+    if (observe === null) return this.persistence.commit(ops);
+    const started = performance.now();
+    const done = (): void => observe((performance.now() - started) / 1000);
+    const p = this.persistence.commit(ops);
+    p.then(done, done);
+    return p;
   }
 
   async open(): Promise<void> {
@@ -78,7 +98,7 @@ export class Durable {
   // ---- records ----
 
   storedMessage(message: Message): StoredMessage {
-    if (message.id === 0) message.id = this.#nextMessageId++;
+    if (message.id === 0) message.id = this.idSource !== null ? this.idSource() : this.#nextMessageId++;
     const stored: StoredMessage = {
       id: message.id,
       topic: message.topic,
@@ -108,6 +128,8 @@ export class Durable {
     };
     const will = connected ? session.will : session.pendingWill;
     if (will !== undefined) record.will = storedWill(will);
+    const username = session.client?.username;
+    if (username !== undefined) record.username = username;
     session.stored = true;
     this.put({ type: 'putSession', session: record });
   }
@@ -144,7 +166,10 @@ export class Durable {
     };
     if (out.packetId !== 0) entry.packetId = out.packetId;
     if (out.subscriptionIds !== undefined) entry.subscriptionIds = out.subscriptionIds;
-    this.put({ type: 'putOutbound', clientId: session.clientId, entry });
+    // The first write of a delivery is `fresh`: acknowledged before its group starts, it is never written.
+    const fresh = !this.#written.has(out);
+    if (fresh) this.#written.add(out);
+    this.put({ type: 'putOutbound', clientId: session.clientId, entry, fresh });
   }
 
   deleteOutbound(session: Session, out: Outbound): void {
@@ -204,7 +229,7 @@ export class Durable {
         cache.set(stored.id, message);
       }
       const state = entry.state === 'queued' ? OutState.QUEUED : entry.state === 'sent' ? OutState.SENT : OutState.PUBREL;
-      session.restore({
+      const out: Outbound = {
         message,
         qos: entry.qos,
         retain: entry.retain ?? false,
@@ -212,7 +237,9 @@ export class Durable {
         packetId: entry.packetId ?? 0,
         state: state === OutState.QUEUED || entry.packetId === undefined ? OutState.QUEUED : state,
         seq: entry.seq,
-      });
+      };
+      this.#written.add(out);
+      session.restore(out);
     }
   }
 }
@@ -238,3 +265,14 @@ export function willFromStored(stored: StoredWill): Will {
   if (stored.properties !== undefined) will.properties = stored.properties;
   return will;
 }
+
+/**
+ * Who a session restored from the store belongs to, for authorization hooks
+ * (ACL read rules at delivery) until its client reconnects: the stored client
+ * id and username, with no connection behind it (empty address and listener).
+ */
+export function clientFromStored(record: SessionRecord): HookClient {
+  return { clientId: record.clientId, username: record.username, info: RESTORED_INFO };
+}
+
+const RESTORED_INFO = Object.freeze({ remoteAddress: '', remotePort: 0, listener: '' });

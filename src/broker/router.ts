@@ -22,40 +22,64 @@ interface Slot {
   group: SharedGroup<SubscriptionEntry> | undefined;
 }
 
+/** What part of the matching subscriptions one route() serves (cluster routing). */
+export interface RouteScope {
+  /** Deliver to non-shared subscriptions. */
+  readonly normal: boolean;
+  /** Shared groups (`$share/g/f`) not to serve here (another node serves them). */
+  readonly skipGroups: ReadonlySet<string> | null;
+  /** When set, the only shared groups to serve. */
+  readonly onlyGroups: ReadonlySet<string> | null;
+}
+
 export type SharedStrategy = 'round_robin' | 'random' | 'sticky' | 'hash_client' | 'hash_topic';
 
 export class Router implements MatchSink<SubscriptionEntry> {
   readonly #trie: TopicTrie<SubscriptionEntry>;
   readonly #slots: Slot[] = [];
   #count = 0;
+  /**
+   * Match epochs (Session.matchEpoch) shared by every router that can meet
+   * the same sessions, so one router never mistakes another's scratch marks.
+   */
+  readonly epochs: { value: number };
   #epoch = 0;
   #message: Message | null = null;
   #busy = false;
-  #deferred: Message[] = [];
+  #deferred: Array<[Message, RouteScope | null]> = [];
+  #scope: RouteScope | null = null;
   strategy: SharedStrategy = 'round_robin';
 
-  constructor(trie: TopicTrie<SubscriptionEntry>) {
+  constructor(trie: TopicTrie<SubscriptionEntry>, epochs: { value: number } = { value: 0 }) {
     this.#trie = trie;
+    this.epochs = epochs;
   }
 
-  /** Deliver `message` to all matching sessions; returns the number of sessions it went to. */
-  route(message: Message): number {
+  /**
+   * Deliver `message` to all matching sessions; returns the number of
+   * sessions it went to. `scope` narrows it (a cluster shares the work).
+   */
+  route(message: Message, scope: RouteScope | null = null): number {
     if (this.#busy) {
-      this.#deferred.push(message);
+      this.#deferred.push([message, scope]);
       return 0;
     }
     this.#busy = true;
     try {
-      let delivered = this.#routeOne(message);
-      while (this.#deferred.length > 0) delivered += this.#routeOne(this.#deferred.shift()!);
+      let delivered = this.#routeOne(message, scope);
+      while (this.#deferred.length > 0) {
+        const [m, s] = this.#deferred.shift()!;
+        delivered += this.#routeOne(m, s);
+      }
       return delivered;
     } finally {
       this.#busy = false;
     }
   }
 
-  #routeOne(message: Message): number {
-    this.#epoch = (this.#epoch + 1) | 0;
+  #routeOne(message: Message, scope: RouteScope | null): number {
+    this.#scope = scope;
+    this.#epoch = this.epochs.value = (this.epochs.value + 1) | 0;
     this.#count = 0;
     this.#message = message;
     this.#trie.match(message.topic, this);
@@ -70,10 +94,12 @@ export class Router implements MatchSink<SubscriptionEntry> {
       slot.group = undefined;
     }
     this.#message = null;
+    this.#scope = null;
     return count;
   }
 
   onEntry(entry: SubscriptionEntry): void {
+    if (this.#scope !== null && !this.#scope.normal) return;
     const message = this.#message!;
     // [MQTT-3.8.3-3] no-local: not back to the publisher.
     if (entry.noLocal && entry.session.clientId === message.origin) return;
@@ -88,6 +114,8 @@ export class Router implements MatchSink<SubscriptionEntry> {
   readCheck: ((entry: SubscriptionEntry, message: Message) => boolean) | null = null;
 
   onGroup(group: SharedGroup<SubscriptionEntry>): void {
+    const scope = this.#scope;
+    if (scope !== null && (scope.skipGroups?.has(group.key) === true || (scope.onlyGroups !== null && !scope.onlyGroups.has(group.key)))) return;
     const entry = this.#pick(group, this.#message!);
     if (entry === undefined) return;
     if (this.readCheck !== null && !this.readCheck(entry, this.#message!)) return;

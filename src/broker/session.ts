@@ -90,6 +90,12 @@ export class Session {
   ended = false;
   /** The store holds a record of this session. */
   stored = false;
+  /**
+   * A cluster take-over in progress: the subscriptions are routed here
+   * already and QoS 1/2 messages queue in memory, in front of which the
+   * stored state is put once the previous node let go of it.
+   */
+  preparing = false;
   /** Who the session belongs to, as authorization hooks see it (its last connection). */
   client: HookClient | undefined = undefined;
   /** Protocol level of the last connection (stored with the session). */

@@ -20,6 +20,8 @@ export interface SharedGroup<E> {
   readonly name: string;
   /** The inner filter (without `$share/name/`). */
   readonly filter: string;
+  /** The filter as subscribed: `$share/name/filter`. */
+  readonly key: string;
   readonly members: Map<string, E>;
   /** Round-robin cursor, owned by the router's selection strategy. */
   cursor: number;
@@ -55,6 +57,11 @@ class TrieNode<E> {
 export class TopicTrie<E> {
   readonly #root = new TrieNode<E>(null, '');
   #size = 0;
+  /**
+   * Told when a filter gets its first owner and loses its last one (the
+   * cluster's route table follows these); null costs nothing.
+   */
+  onFilterChange: ((filter: string, present: boolean) => void) | null = null;
 
   /** Number of (filter, owner) entries, shared members included. */
   get size(): number {
@@ -74,7 +81,7 @@ export class TopicTrie<E> {
       node.groups ??= new Map();
       let group = node.groups.get(shared.group);
       if (!group) {
-        group = { name: shared.group, filter: shared.filter, members: new Map(), cursor: 0 };
+        group = { name: shared.group, filter: shared.filter, key: filter, members: new Map(), cursor: 0 };
         node.groups.set(shared.group, group);
       }
       map = group.members;
@@ -83,7 +90,10 @@ export class TopicTrie<E> {
     }
     const existed = map.has(owner);
     map.set(owner, entry);
-    if (!existed) this.#size++;
+    if (!existed) {
+      this.#size++;
+      if (map.size === 1 && this.onFilterChange !== null) this.onFilterChange(filter, true);
+    }
     return existed;
   }
 
@@ -107,6 +117,9 @@ export class TopicTrie<E> {
     }
     if (removed === undefined) return undefined;
     this.#size--;
+    if (this.onFilterChange !== null && (shared ? !node.groups?.has(shared.group) : node.entries!.size === 0)) {
+      this.onFilterChange(filter, false);
+    }
     this.#prune(node);
     return removed;
   }

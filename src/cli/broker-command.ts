@@ -2,7 +2,8 @@
  * `tern broker` (the default command): load the config (a file or the
  * defaults), apply -p/-l/--log-level, start the broker and install the
  * signal handlers. The startup log line names every bound address, so
- * `tern -p 0` tells its caller which port it got.
+ * `tern -p 0` tells its caller which port it got. A reload (SIGHUP, or
+ * POST /api/v1/reload) re-reads the same file with the same overrides.
  */
 import { createBroker } from '../broker/broker.js';
 import { loadConfigFile, resolveConfig } from '../config/load.js';
@@ -43,11 +44,17 @@ export async function runBrokerCommand(options: BrokerCommandOptions): Promise<v
   const config = await brokerConfig(options);
   const log = createLogger(config.log);
   const version = packageVersion();
-  const broker = createBroker({ ...config, logger: log, repair: options.repair });
+  const broker = createBroker({
+    ...config,
+    logger: log,
+    repair: options.repair,
+    // SIGHUP and POST /api/v1/reload re-read the file, with the same command-line overrides.
+    loadConfig: () => brokerConfig(options),
+  });
   const removeSignalHandlers = installSignalHandlers({
     close: () => broker.close(),
     reload: async () => {
-      await broker.reload();
+      await broker.reload(); // logs what was applied, what needs a restart and what failed
     },
     log,
   });

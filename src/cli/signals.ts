@@ -3,7 +3,8 @@
  * never touches process-wide state):
  * - SIGINT/SIGTERM: close gracefully, then exit 0 (1 if closing failed or
  *   took longer than `closeTimeoutMs`); a second signal forces exit 1.
- * - SIGHUP: call `reload` if given (certificates, password and ACL files).
+ * - SIGHUP: call `reload` if given (the broker re-reads its config file, certificates,
+ *   password and ACL files; see Broker.reload).
  */
 import type { Logger } from '../observability/logger.js';
 

@@ -145,6 +145,20 @@ export const limitsSchema = z
     drainTimeoutMs: positiveInt.default(60_000),
     /** Bytes buffered for one client's socket before delivery waits for drain. */
     socketHighWaterMark: positiveInt.default(256 * 1024),
+    /**
+     * PUBLISH packets per second one client may send; 0 = unlimited. A client
+     * over it is slowed (its socket is not read) and may burst one second's worth.
+     */
+    maxPublishRate: nonNegativeInt.default(0),
+    /** PUBLISH bytes per second one client may send, whole packets (fixed header included); 0 = unlimited. */
+    maxPublishBytesRate: nonNegativeInt.default(0),
+    /**
+     * A client kept over its publish rate this long is disconnected (v5
+     * DISCONNECT 0x96), milliseconds; 0 = never, only slow it down.
+     */
+    rateLimitDisconnectAfterMs: nonNegativeInt.default(10_000),
+    /** New connections per second from one remote address; more are closed at once. 0 = unlimited. */
+    maxConnectionRatePerAddress: nonNegativeInt.default(0),
   })
   .strict();
 
@@ -210,6 +224,26 @@ export const storageSchema = z
     redisPrefix: z.string().min(1).default('tern:'),
   })
   .strict();
+
+export const clusterSchema = z
+  .object({
+    /** Join a cluster of Tern nodes through Redis (needs storage.backend = "redis"; every node uses the same Redis and prefix). */
+    enabled: z.boolean().default(false),
+    /** This node's id; empty = `<hostname>-<pid>`. Give a node that must come back as itself (a StatefulSet pod) a fixed id. */
+    nodeId: z.string().regex(/^[A-Za-z0-9._:-]*$/, 'letters, digits and . _ : - only').default(''),
+    /** How often a node renews its heartbeat and checks the others, milliseconds. */
+    heartbeatIntervalMs: positiveInt.default(1000),
+    /** A node whose heartbeat is this old is dead: another node adopts its sessions, milliseconds. */
+    nodeTimeoutMs: positiveInt.default(5000),
+    /** Longest wait for the node holding a session to let go of it when its client connects elsewhere, milliseconds. */
+    takeoverTimeoutMs: positiveInt.default(3000),
+  })
+  .strict()
+  .superRefine((c, ctx) => {
+    if (c.nodeTimeoutMs <= c.heartbeatIntervalMs * 2) {
+      ctx.addIssue({ code: 'custom', path: ['nodeTimeoutMs'], message: 'node_timeout_ms must be more than twice heartbeat_interval_ms' });
+    }
+  });
 
 export { logSchema } from './log-schema.js';
 
@@ -309,6 +343,7 @@ export const configSchema = z
     limits: limitsSchema.prefault({}),
     mqtt: mqttSchema.prefault({}),
     storage: storageSchema.prefault({}),
+    cluster: clusterSchema.prefault({}),
     log: logSchema.prefault({}),
     auth: authSchema.prefault({}),
     bans: bansSchema.prefault({}),
@@ -327,7 +362,12 @@ export const configSchema = z
      */
     bridges: z.array(bridgeSchema).default([]),
   })
-  .strict();
+  .strict()
+  .superRefine((c, ctx) => {
+    if (c.cluster.enabled && c.storage.backend !== 'redis') {
+      ctx.addIssue({ code: 'custom', path: ['cluster', 'enabled'], message: 'a cluster needs storage.backend = "redis" (the nodes share it)' });
+    }
+  });
 
 /** The fully defaulted configuration the broker runs on. */
 export type TernConfig = z.output<typeof configSchema>;
@@ -337,6 +377,7 @@ export type ListenerConfig = z.output<typeof listenerSchema>;
 export type LimitsConfig = z.output<typeof limitsSchema>;
 export type MqttConfig = z.output<typeof mqttSchema>;
 export type StorageConfig = z.output<typeof storageSchema>;
+export type ClusterConfig = z.output<typeof clusterSchema>;
 export type LogConfig = z.output<typeof logSchema>;
 export type AuthConfig = z.output<typeof authSchema>;
 export type BansConfig = z.output<typeof bansSchema>;

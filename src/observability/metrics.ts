@@ -4,11 +4,14 @@
  *
  * Nothing here runs on the message path: every figure is read from the
  * broker's counters and state when /metrics is scraped (`render()`), and
- * counters are advanced by the difference since the last scrape.
+ * counters are advanced by the difference since the last scrape. The one
+ * exception is the storage commit histogram, observed once per commit group
+ * (observeCommit), which is many messages when the store is busy.
  */
-import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { BrokerSnapshot } from '../ops/broker-stats.js';
 import type { SinkStats } from '../ops/sinks/sink.js';
+import type { BridgeStatus } from '../ops/types.js';
 
 export interface MetricsSources {
   /** Read the broker's figures (called once per scrape). */
@@ -27,6 +30,10 @@ export interface MetricsSources {
   hasQos?: boolean;
   /** Also export Node's process metrics (process_*, nodejs_*). Default true. */
   processMetrics?: boolean;
+  /** The storage backend (label of tern_storage_commit_duration_seconds). */
+  storageBackend?: string;
+  /** In-broker bridges' states (tern_bridge_* by `bridge` label). */
+  bridges?: () => readonly BridgeStatus[] | Promise<readonly BridgeStatus[]>;
 }
 
 /** A prom-client Counter driven from a running total owned elsewhere. */
@@ -42,7 +49,8 @@ class TotalCounter<L extends string> {
     const key = labels === undefined ? '' : JSON.stringify(labels);
     const last = this.#last.get(key) ?? 0;
     this.#last.set(key, total);
-    const delta = total - last;
+    // A total that went down was reset (a message-log sink restarted by a reload): count from 0 again.
+    const delta = total < last ? total : total - last;
     if (delta > 0) {
       if (labels === undefined) this.counter.inc(delta);
       else this.counter.inc(labels, delta);
@@ -56,11 +64,20 @@ class TotalCounter<L extends string> {
 
 const QOS = ['0', '1', '2'] as const;
 
+/**
+ * Commit latency buckets, seconds: from an in-memory commit (microseconds)
+ * through SQLite group commits (sub-millisecond to milliseconds, more with
+ * fsync) to a stalled disk or a slow Redis.
+ */
+const COMMIT_BUCKETS = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5];
+
 export class BrokerMetrics {
   readonly registry = new Registry();
   readonly #sources: MetricsSources;
   readonly #g: Record<string, Gauge<string>>;
   readonly #c: Record<string, TotalCounter<string>>;
+  /** The histogram's child for this broker's backend, resolved once (observeCommit is per commit). */
+  readonly #commit: { observe(seconds: number): void };
 
   constructor(sources: MetricsSources) {
     this.#sources = sources;
@@ -83,6 +100,11 @@ export class BrokerMetrics {
       bans: gauge('tern_bans', 'Bans in force (0 when no ban list is configured).'),
       streams: gauge('tern_http_streams', 'Live message streams (SSE) open.'),
       buffered: gauge('tern_message_log_buffered_rows', 'Rows waiting in a message-logging sink.', ['sink']),
+      bridgeUp: gauge('tern_bridge_up', 'In-broker bridge link state: 1 connected, 0 not (side: remote or local).', ['bridge', 'side']),
+      bridgeBacklog: gauge('tern_bridge_backlog_messages', 'Messages waiting for the remote broker\'s acknowledgement (cached and being committed).', ['bridge']),
+      bridgeBacklogBytes: gauge('tern_bridge_backlog_bytes', 'Bytes of the bridge\'s on-disk backlog cache.', ['bridge']),
+      bridgeInflight: gauge('tern_bridge_inflight_messages', 'QoS 1/2 messages sent to the remote and not yet acknowledged.', ['bridge']),
+      bridgeAckAge: gauge('tern_bridge_last_ack_age_seconds', 'Seconds since the remote last acknowledged a message (absent before the first).', ['bridge']),
     };
     this.#c = {
       connectionsTotal: counter('tern_connections_total', 'Client connections accepted.'),
@@ -91,7 +113,18 @@ export class BrokerMetrics {
       dropped: counter('tern_messages_dropped_total', 'Deliveries dropped, by reason.', ['reason']),
       authFailures: counter('tern_auth_failures_total', 'Connections refused by authentication or authorization.'),
       sinkRows: counter('tern_message_log_rows_total', 'Rows handled by a message-logging sink, by outcome.', ['sink', 'outcome']),
+      bridgeForwarded: counter('tern_bridge_forwarded_total', 'Messages the remote broker acknowledged (or took, for QoS 0).', ['bridge']),
+      bridgeDelivered: counter('tern_bridge_delivered_total', 'Messages from the remote broker published locally.', ['bridge']),
+      bridgeDropped: counter('tern_bridge_dropped_total', 'Messages a bridge dropped, by reason.', ['bridge', 'reason']),
     };
+    const commit = new Histogram({
+      name: 'tern_storage_commit_duration_seconds',
+      help: 'Time the storage backend took to commit one group of writes (sessions, subscriptions, QoS 1/2 messages, retained).',
+      labelNames: ['backend'],
+      buckets: COMMIT_BUCKETS,
+      registers: [r],
+    });
+    this.#commit = commit.labels({ backend: sources.storageBackend ?? 'unknown' });
     // Only what the broker really counts is exported (no series stuck at 0).
     if (sources.hasQos === true) {
       this.#c['publishIn'] = counter('tern_publish_received_total', 'PUBLISH packets received from clients, by QoS.', ['qos']);
@@ -103,6 +136,11 @@ export class BrokerMetrics {
     }
     this.#g['info']!.set({ version: sources.version }, 1);
     if (sources.processMetrics !== false) collectDefaultMetrics({ register: r });
+  }
+
+  /** One storage commit took `seconds` (called by the durable write path, once per commit group). */
+  observeCommit(seconds: number): void {
+    this.#commit.observe(seconds);
   }
 
   get contentType(): string {
@@ -150,6 +188,27 @@ export class BrokerMetrics {
       c['sinkRows']!.set(sink.written, { sink: sink.name, outcome: 'written' });
       c['sinkRows']!.set(sink.dropped, { sink: sink.name, outcome: 'dropped' });
       c['sinkRows']!.set(sink.failed, { sink: sink.name, outcome: 'failed' });
+    }
+    if (src.bridges !== undefined) this.#bridges(await src.bridges());
+  }
+
+  #bridges(bridges: readonly BridgeStatus[]): void {
+    const g = this.#g;
+    const c = this.#c;
+    for (const b of bridges) {
+      const bridge = b.name;
+      g['bridgeUp']!.set({ bridge, side: 'remote' }, b.state === 'up' ? 1 : 0);
+      if (b.local !== undefined) g['bridgeUp']!.set({ bridge, side: 'local' }, b.local.state === 'up' ? 1 : 0);
+      if (b.backlog !== undefined) {
+        g['bridgeBacklog']!.set({ bridge }, b.backlog.messages);
+        g['bridgeBacklogBytes']!.set({ bridge }, b.backlog.bytes);
+      }
+      if (b.inflight !== undefined) g['bridgeInflight']!.set({ bridge }, b.inflight);
+      if (b.lastAckAgeMs !== undefined && b.lastAckAgeMs >= 0) g['bridgeAckAge']!.set({ bridge }, b.lastAckAgeMs / 1000);
+      else g['bridgeAckAge']!.remove({ bridge });
+      if (b.forwarded !== undefined) c['bridgeForwarded']!.set(b.forwarded, { bridge });
+      if (b.delivered !== undefined) c['bridgeDelivered']!.set(b.delivered, { bridge });
+      for (const [reason, n] of Object.entries(b.drops ?? {})) c['bridgeDropped']!.set(n, { bridge, reason });
     }
   }
 }

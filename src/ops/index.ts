@@ -2,7 +2,8 @@
  * Operations: everything that watches or steers a running broker from the
  * outside. startOperations(broker, config) starts, as configured, the HTTP
  * listener (health, /metrics, admin API, dashboard), the $SYS publisher and
- * the message-logging sinks, and returns the handle that stops them all.
+ * the message-logging sinks, and returns the handle that reconfigures them
+ * on a config reload ($SYS interval, sinks) and stops them all.
  * Call it after broker.listen(); close the handle before broker.close().
  */
 import type { Broker } from '../broker/broker.js';
@@ -12,16 +13,15 @@ import type { HttpContext } from '../http/context.js';
 import { HttpServer, type HttpAddress } from '../http/server.js';
 import { BrokerMetrics } from '../observability/metrics.js';
 import { snapshot, type OptionalStats } from './broker-stats.js';
-import { toRecord } from './message-record.js';
+import { MessageLog, type SinkChange } from './message-log.js';
 import { MessageTap } from './message-tap.js';
-import { BigquerySink } from './sinks/bigquery-sink.js';
-import { FileSink } from './sinks/file-sink.js';
 import type { MessageSink } from './sinks/sink.js';
 import { SysPublisher } from './sys-topics.js';
 import type { OperationsOptions } from './types.js';
 
 export type { Ban, BanList, BridgeStatus, OperationsOptions, ReadinessCheck } from './types.js';
 export type { SinkStats } from './sinks/sink.js';
+export type { SinkChange, SinkKind } from './message-log.js';
 
 export type OperationsConfig = Pick<TernConfig, 'http' | 'sys' | 'messageLog'>;
 
@@ -30,15 +30,24 @@ export interface Operations {
   readonly address?: HttpAddress;
   /** This broker's metrics registry (Prometheus text via `metrics.render()`). */
   readonly metrics: BrokerMetrics;
-  /** Message-logging sinks that are running. */
+  /** Message-logging sinks that are running now. */
   readonly sinks: readonly MessageSink[];
+  /**
+   * Apply a reloaded `[sys]` interval and `[message_log]` sections: $SYS
+   * updates are rescheduled, sinks re-filtered or restarted. Returns one
+   * entry per sink whose section changed (with the error when it failed and
+   * the running sink was kept).
+   */
+  reconfigure(config: Pick<TernConfig, 'sys' | 'messageLog'>): Promise<SinkChange[]>;
   /** Stop the HTTP listener, $SYS updates and sinks (flushing them, bounded in time). */
   close(): Promise<void>;
 }
 
 export async function startOperations(broker: Broker, config: OperationsConfig, options: OperationsOptions = {}): Promise<Operations> {
   const stopping: Array<() => Promise<void> | void> = [];
+  let closed = false;
   const closeAll = async (): Promise<void> => {
+    closed = true;
     for (const stop of stopping.reverse()) {
       try {
         await stop();
@@ -53,22 +62,9 @@ export async function startOperations(broker: Broker, config: OperationsConfig, 
     const tap = new MessageTap(broker);
     stopping.push(() => tap.close());
 
-    const sinks: MessageSink[] = [];
-    const { file, bigquery } = config.messageLog;
-    if (file.enabled) {
-      const sink = new FileSink({ path: file.path, maxBytes: file.maxBytes, maxFiles: file.maxFiles, maxBuffer: file.maxBuffer, log: broker.log });
-      await sink.open();
-      sinks.push(sink);
-      stopping.push(() => sink.close());
-      stopping.push(tap.add(file.filters, { onMessage: (m, c) => sink.push(toRecord(m, c)) }));
-    }
-    if (bigquery.enabled) {
-      const { enabled: _e, filters, ...rest } = bigquery;
-      const sink = await BigquerySink.create({ ...rest, log: broker.log, ...(options.bigquery !== undefined ? { clientOptions: options.bigquery } : {}) });
-      sinks.push(sink);
-      stopping.push(() => sink.close());
-      stopping.push(tap.add(filters, { onMessage: (m, c) => sink.push(toRecord(m, c)) }));
-    }
+    const messageLog = new MessageLog({ tap, log: broker.log, bigquery: options.bigquery });
+    stopping.push(() => messageLog.close());
+    await messageLog.configure(config.messageLog, true);
 
     const version = packageVersion();
     const stats = broker.core.stats as unknown as OptionalStats;
@@ -79,7 +75,7 @@ export async function startOperations(broker: Broker, config: OperationsConfig, 
       }
       return s;
     };
-    const sinkStats = () => sinks.map((s) => ({ ...s.stats }));
+    const sinkStats = () => messageLog.sinks.map((s) => ({ ...s.stats }));
     const metrics = new BrokerMetrics({
       snapshot: read,
       version,
@@ -87,8 +83,16 @@ export async function startOperations(broker: Broker, config: OperationsConfig, 
       streams: () => ctx.streams,
       hasBytes: stats.bytesReceived !== undefined,
       hasQos: stats.publishReceivedByQos !== undefined,
+      storageBackend: broker.config.storage.backend,
       ...(options.bans !== undefined ? { bans: async () => (await options.bans!.list()).length } : {}),
+      ...(options.bridges !== undefined ? { bridges: options.bridges } : {}),
       ...(options.processMetrics !== undefined ? { processMetrics: options.processMetrics } : {}),
+    });
+    // Storage commit latency: one observation per commit group, never per message.
+    const durable = broker.core.durable;
+    durable.commitObserver = (seconds) => metrics.observeCommit(seconds);
+    stopping.push(() => {
+      durable.commitObserver = null;
     });
     const ctx: HttpContext = { broker, config: config.http, tap, options, version, metrics, snapshot: read, sinks: sinkStats, streams: 0 };
 
@@ -100,13 +104,39 @@ export async function startOperations(broker: Broker, config: OperationsConfig, 
       broker.log.info({ url: `${address.protocol}://${address.host}:${address.port}/` }, 'operations HTTP listening');
     }
 
-    if (config.sys.interval > 0) {
-      const sys = new SysPublisher(broker, config.sys.interval);
+    let sys: SysPublisher | null = null;
+    const startSys = (interval: number): void => {
+      if (interval <= 0) return;
+      sys = new SysPublisher(broker, interval);
       sys.start();
-      stopping.push(() => sys.stop());
-    }
+    };
+    startSys(config.sys.interval);
+    stopping.push(() => sys?.stop());
+    let sysInterval = config.sys.interval;
 
-    return { ...(address !== undefined ? { address } : {}), metrics, sinks, close: closeAll };
+    const reconfigure = async (next: Pick<TernConfig, 'sys' | 'messageLog'>): Promise<SinkChange[]> => {
+      if (closed) return [];
+      const interval = next.sys.interval;
+      if (interval !== sysInterval) {
+        sysInterval = interval;
+        if (interval <= 0) {
+          await sys?.stop();
+          sys = null;
+        } else if (sys === null) startSys(interval);
+        else sys.reschedule(interval);
+      }
+      return messageLog.configure(next.messageLog);
+    };
+
+    return {
+      ...(address !== undefined ? { address } : {}),
+      metrics,
+      get sinks() {
+        return messageLog.sinks;
+      },
+      reconfigure,
+      close: closeAll,
+    };
   } catch (err) {
     await closeAll();
     throw err;

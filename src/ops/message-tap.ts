@@ -24,7 +24,6 @@ interface Entry {
 export class MessageTap implements MatchSink<Entry> {
   readonly #broker: Broker;
   readonly #trie = new TopicTrie<Entry>();
-  readonly #maxLevels: number;
   readonly #listener: (message: Message, clientId: string | undefined) => void;
   #consumers = 0;
   #nextId = 0;
@@ -34,13 +33,12 @@ export class MessageTap implements MatchSink<Entry> {
 
   constructor(broker: Broker) {
     this.#broker = broker;
-    this.#maxLevels = broker.config.limits.maxTopicLevels;
     this.#listener = (message, clientId) => this.#onPublished(message, clientId);
   }
 
   /** Is `filter` a filter the tap accepts (valid, not `$share/`)? */
   isValidFilter(filter: string): boolean {
-    return parseSharedFilter(filter) === undefined && isValidTopicFilter(filter, this.#maxLevels);
+    return parseSharedFilter(filter) === undefined && isValidTopicFilter(filter, this.#broker.config.limits.maxTopicLevels);
   }
 
   /** Feed `consumer` the messages matching any of `filters`; returns the function that stops it. */

@@ -23,7 +23,7 @@ interface Load {
 
 export class SysPublisher {
   readonly #broker: Broker;
-  readonly #intervalMs: number;
+  #intervalMs: number;
   readonly #last = new Map<string, string>();
   readonly #loads: Load[] = [];
   #timer: NodeJS.Timeout | undefined = undefined;
@@ -54,6 +54,15 @@ export class SysPublisher {
     load('load/bytes/sent', () => optional.bytesSent);
     this.#put('version', `tern version ${packageVersion()}`);
     this.#tick(now);
+    this.#timer = setInterval(() => this.#tick(Date.now()), this.#intervalMs);
+    this.#timer.unref();
+  }
+
+  /** Publish every `intervalSeconds` from now on (a config reload changed sys.interval). */
+  reschedule(intervalSeconds: number): void {
+    this.#intervalMs = intervalSeconds * 1000;
+    if (this.#timer === undefined) return;
+    clearInterval(this.#timer);
     this.#timer = setInterval(() => this.#tick(Date.now()), this.#intervalMs);
     this.#timer.unref();
   }

@@ -31,12 +31,26 @@ export interface ReadinessCheck {
   check(): boolean | Promise<boolean>;
 }
 
-/** One bridge's state, for the dashboard and /api/v1/bridges. */
+/** One bridge's state, for the dashboard, /api/v1/bridges and the tern_bridge_* metrics. */
 export interface BridgeStatus {
   name: string;
-  /** `connected`, `connecting`, `disconnected`, ... */
+  /** The remote link: `up` (connected), `connecting`, `down`, `closed`. */
   state: string;
   remote?: string;
+  /** The local link (`up` when connected to this broker). */
+  local?: { state: string };
+  /** Messages (and cache bytes) waiting for the remote's acknowledgement. */
+  backlog?: { messages: number; bytes: number };
+  /** QoS 1/2 messages sent to the remote and not yet acknowledged. */
+  inflight?: number;
+  /** Messages the remote acknowledged. */
+  forwarded?: number;
+  /** Remote messages published locally. */
+  delivered?: number;
+  /** Messages dropped, by reason. */
+  drops?: Record<string, number>;
+  /** Milliseconds since the remote's last acknowledgement; -1 before the first. */
+  lastAckAgeMs?: number;
   [key: string]: unknown;
 }
 
@@ -45,8 +59,12 @@ export interface OperationsOptions {
   readiness?: readonly ReadinessCheck[];
   /** The auth layer's ban list; without it the bans API answers 501. */
   bans?: BanList;
-  /** Re-read the configuration (POST /api/v1/reload); without it, 501. Its result is returned as JSON. */
-  reload?: () => unknown;
+  /**
+   * Re-read the configuration (POST /api/v1/reload); without it, 501. Its
+   * result object is the response body; `reloaded: false` in it (the new
+   * configuration was refused as a whole, see Broker.reload) answers 422.
+   */
+  reload?: () => object | Promise<object>;
   /** Bridge states; without it the bridges panel shows none. */
   bridges?: () => readonly BridgeStatus[] | Promise<readonly BridgeStatus[]>;
   /** Connections refused by authentication, for tern_auth_failures_total (when the core does not count them). */

@@ -20,6 +20,8 @@ import type { Persistence, RetainedLimits, StorageOp } from './persistence.js';
 import { cloneEntry, cloneMessage, cloneSession, cloneSubscription, sessionExpiresAt } from './records.js';
 import { RetainedTrie } from './retained-trie.js';
 import type {
+  ClientInbound,
+  ClientOutbound,
   ClientSubscription,
   OutboundEntry,
   OutboundWithMessage,
@@ -125,6 +127,20 @@ export class MemoryPersistence implements Persistence {
     this.#checkOpen();
     const c = this.#clients.get(clientId);
     return c === undefined ? [] : Array.from(c.inbound).sort(ascending);
+  }
+
+  async *loadAllOutbound(): AsyncIterable<ClientOutbound> {
+    this.#checkOpen();
+    for (const clientId of Array.from(this.#clients.keys())) {
+      for (const o of await this.loadOutbound(clientId)) yield { clientId, entry: o.entry, message: o.message };
+    }
+  }
+
+  async *loadAllInbound(): AsyncIterable<ClientInbound> {
+    this.#checkOpen();
+    for (const clientId of Array.from(this.#clients.keys())) {
+      for (const packetId of await this.loadInbound(clientId)) yield { clientId, packetId };
+    }
   }
 
   async *matchRetained(filter: string): AsyncIterable<StoredMessage> {

@@ -28,6 +28,8 @@
  * - Every method rejects with ERR_STORAGE_CLOSED before open() / after close().
  */
 import type {
+  ClientInbound,
+  ClientOutbound,
   ClientSubscription,
   OutboundEntry,
   OutboundWithMessage,
@@ -48,8 +50,12 @@ export type StorageOp =
   | { type: 'deleteSubscription'; clientId: string; filter: string }
   /** Insert if the id is new; see the GC rule above. */
   | { type: 'putMessage'; message: StoredMessage }
-  /** Upsert by (clientId, entry.seq). */
-  | { type: 'putOutbound'; clientId: string; entry: OutboundEntry }
+  /**
+   * Upsert by (clientId, entry.seq). `fresh`: a hint for the WriteQueue (backends
+   * ignore it), set by a caller that knows no earlier op wrote this key, so that a
+   * deleteOutbound of it before its group starts cancels both ops outright.
+   */
+  | { type: 'putOutbound'; clientId: string; entry: OutboundEntry; fresh?: boolean }
   | { type: 'deleteOutbound'; clientId: string; seq: number }
   /** QoS 2 packet id received and awaiting PUBREL. */
   | { type: 'putInbound'; clientId: string; packetId: number }
@@ -79,6 +85,14 @@ export interface Persistence {
   loadOutbound(clientId: string): Promise<OutboundWithMessage[]>;
   /** QoS 2 packet ids awaiting PUBREL, ascending. */
   loadInbound(clientId: string): Promise<number[]>;
+  /**
+   * Optional, for start-up: every client's outbound entries with their
+   * messages, streamed (no full load); one client's entries come together and
+   * in seq order, as loadOutbound gives them. Saves a query per session.
+   */
+  loadAllOutbound?(): AsyncIterable<ClientOutbound>;
+  /** Optional, for start-up: every client's QoS 2 packet ids awaiting PUBREL, streamed; one client's together, ascending. */
+  loadAllInbound?(): AsyncIterable<ClientInbound>;
 
   /**
    * Retained messages whose topic matches `filter` (wildcards allowed), found

@@ -9,7 +9,8 @@
  *   close(); an unclean start runs PRAGMA quick_check).
  * - sessions: one row per session; `expires_at` = disconnected_at +
  *   expiry_interval * 1000 (NULL while connected or never expiring), indexed
- *   for purgeExpired.
+ *   for purgeExpired; `username` (v3) of the last connection, NULL when
+ *   anonymous.
  * - subscriptions / outbound / inbound: keyed by client id first, deleted with
  *   their session by ON DELETE CASCADE (foreign_keys=ON).
  * - messages: each stored once; `refs` counts the outbound rows and retained
@@ -146,7 +147,16 @@ CREATE TRIGGER retained_stats_update AFTER UPDATE OF bytes ON retained BEGIN
 END;
 `;
 
-export const MIGRATIONS: readonly string[] = [V1, V2];
+/**
+ * v3: the username of a session's last connection, so a restored session is
+ * checked against the ACL as its owner until the client reconnects. Sessions
+ * stored before v3 have none (restored as anonymous).
+ */
+const V3 = `
+ALTER TABLE sessions ADD COLUMN username TEXT;
+`;
+
+export const MIGRATIONS: readonly string[] = [V1, V2, V3];
 
 /** The schema version this code writes. */
 export const SCHEMA_VERSION = MIGRATIONS.length;

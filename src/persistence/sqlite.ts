@@ -38,6 +38,8 @@ import type { Persistence, RetainedLimits, StorageOp } from './persistence.js';
 import { propertiesFromJson, propertiesToJson, sessionExpiresAt } from './records.js';
 import { MIGRATIONS, SCHEMA_VERSION } from './sqlite-schema.js';
 import type {
+  ClientInbound,
+  ClientOutbound,
   ClientSubscription,
   OutboundEntry,
   OutboundState,
@@ -95,6 +97,7 @@ interface SessionRow {
   will_retain: number | null;
   will_properties: string | null;
   will_delay: number | null;
+  username: string | null;
 }
 
 interface SubscriptionRow {
@@ -117,10 +120,19 @@ interface OutboundRow extends MessageRow {
   o_retain: number | null;
 }
 
+interface OutboundAllRow extends OutboundRow {
+  client_id: string;
+}
+
+interface InboundRow {
+  client_id: string;
+  packet_id: number;
+}
+
 const MESSAGE_COLUMNS = 'm.id, m.topic, m.payload, m.qos, m.retain, m.properties, m.expires_at, m.created_at';
 const SESSION_COLUMNS =
   'client_id, protocol_level, expiry_interval, disconnected_at, created_at, ' +
-  'will_topic, will_payload, will_qos, will_retain, will_properties, will_delay';
+  'will_topic, will_payload, will_qos, will_retain, will_properties, will_delay, username';
 const SUBSCRIPTION_COLUMNS =
   'client_id, filter, qos, no_local, retain_as_published, retain_handling, subscription_id';
 
@@ -151,6 +163,10 @@ class Statements {
   readonly getSubscriptions: Stmt;
   readonly loadOutbound: Stmt;
   readonly loadInbound: Stmt;
+  readonly firstOutboundAll: Stmt;
+  readonly nextOutboundAll: Stmt;
+  readonly firstInboundAll: Stmt;
+  readonly nextInboundAll: Stmt;
   readonly firstRetained: Stmt;
   readonly nextRetained: Stmt;
   readonly getRetained: Stmt;
@@ -161,12 +177,12 @@ class Statements {
 
   constructor(db: Db) {
     this.putSession = db.prepare(
-      `INSERT INTO sessions (${SESSION_COLUMNS}, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+      `INSERT INTO sessions (${SESSION_COLUMNS}, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
        ON CONFLICT (client_id) DO UPDATE SET protocol_level = excluded.protocol_level,
          expiry_interval = excluded.expiry_interval, disconnected_at = excluded.disconnected_at,
          created_at = excluded.created_at, will_topic = excluded.will_topic, will_payload = excluded.will_payload,
          will_qos = excluded.will_qos, will_retain = excluded.will_retain, will_properties = excluded.will_properties,
-         will_delay = excluded.will_delay, expires_at = excluded.expires_at`,
+         will_delay = excluded.will_delay, username = excluded.username, expires_at = excluded.expires_at`,
     );
     this.deleteSession = db.prepare('DELETE FROM sessions WHERE client_id = ?');
     this.putSubscription = db.prepare(
@@ -225,6 +241,19 @@ class Statements {
        FROM outbound o JOIN messages m ON m.id = o.message_id WHERE o.client_id = ? ORDER BY o.seq`,
     );
     this.loadInbound = db.prepare('SELECT packet_id FROM inbound WHERE client_id = ? ORDER BY packet_id').pluck();
+    const outboundAll =
+      `SELECT o.client_id, o.seq, o.message_id, o.qos AS o_qos, o.packet_id, o.state, o.subscription_ids,
+         o.retain AS o_retain, ${MESSAGE_COLUMNS}
+       FROM outbound o JOIN messages m ON m.id = o.message_id`;
+    this.firstOutboundAll = db.prepare(`${outboundAll} ORDER BY o.client_id, o.seq LIMIT ?`);
+    this.nextOutboundAll = db.prepare(
+      `${outboundAll} WHERE (o.client_id, o.seq) > (?, ?) ORDER BY o.client_id, o.seq LIMIT ?`,
+    );
+    this.firstInboundAll = db.prepare('SELECT client_id, packet_id FROM inbound ORDER BY client_id, packet_id LIMIT ?');
+    this.nextInboundAll = db.prepare(
+      `SELECT client_id, packet_id FROM inbound WHERE (client_id, packet_id) > (?, ?)
+       ORDER BY client_id, packet_id LIMIT ?`,
+    );
     this.firstRetained = db.prepare(
       `SELECT r.topic AS key, ${MESSAGE_COLUMNS} FROM retained r JOIN messages m ON m.id = r.message_id
        WHERE r.topic >= ? AND r.topic < ? ORDER BY r.topic LIMIT ?`,
@@ -376,6 +405,27 @@ export class SqlitePersistence implements Persistence {
     return this.#stmts().loadInbound.all(clientId) as number[];
   }
 
+  /** One pass over the outbound table in key order: at start-up, far cheaper than a query per session. */
+  async *loadAllOutbound(): AsyncIterable<ClientOutbound> {
+    let rows = this.#stmts().firstOutboundAll.all(PAGE_SIZE) as OutboundAllRow[];
+    while (rows.length > 0) {
+      for (const row of rows) yield { clientId: row.client_id, ...rowToOutbound(row) };
+      if (rows.length < PAGE_SIZE) return;
+      const last = rows[rows.length - 1]!;
+      rows = this.#stmts().nextOutboundAll.all(last.client_id, last.seq, PAGE_SIZE) as OutboundAllRow[];
+    }
+  }
+
+  async *loadAllInbound(): AsyncIterable<ClientInbound> {
+    let rows = this.#stmts().firstInboundAll.all(PAGE_SIZE) as InboundRow[];
+    while (rows.length > 0) {
+      for (const row of rows) yield { clientId: row.client_id, packetId: row.packet_id };
+      if (rows.length < PAGE_SIZE) return;
+      const last = rows[rows.length - 1]!;
+      rows = this.#stmts().nextInboundAll.all(last.client_id, last.packet_id, PAGE_SIZE) as InboundRow[];
+    }
+  }
+
   async *matchRetained(filter: string): AsyncIterable<StoredMessage> {
     const prefix = literalPrefix(filter);
     if (prefix === null) {
@@ -443,6 +493,7 @@ export class SqlitePersistence implements Persistence {
               w === undefined ? null : w.retain ? 1 : 0,
               w?.properties === undefined ? null : propertiesToJson(w.properties),
               w?.delayInterval ?? null,
+              r.username ?? null,
               sessionExpiresAt(r),
             );
             break;
@@ -716,6 +767,7 @@ function rowToSession(r: SessionRow): SessionRecord {
     };
     if (r.will_properties !== null) s.will.properties = propertiesFromJson(r.will_properties);
   }
+  if (r.username !== null) s.username = r.username;
   return s;
 }
 

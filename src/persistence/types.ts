@@ -31,6 +31,13 @@ export interface SessionRecord {
   /** When the client disconnected, ms since epoch; null while it is connected. */
   disconnectedAt: number | null;
   will?: StoredWill;
+  /**
+   * Username of the session's last connection as authorization hooks saw it
+   * (after authentication may have replaced it); absent for anonymous clients.
+   * Restored sessions are checked with it (ACL read rules at delivery) until
+   * their client reconnects.
+   */
+  username?: string;
   /** ms since epoch. */
   createdAt: number;
 }
@@ -84,6 +91,17 @@ export interface OutboundWithMessage {
 export interface ClientSubscription {
   clientId: string;
   subscription: StoredSubscription;
+}
+
+/** One outbound entry of a client with its message (Persistence.loadAllOutbound). */
+export interface ClientOutbound extends OutboundWithMessage {
+  clientId: string;
+}
+
+/** One QoS 2 packet id awaiting PUBREL (Persistence.loadAllInbound). */
+export interface ClientInbound {
+  clientId: string;
+  packetId: number;
 }
 
 export interface RetainedStats {

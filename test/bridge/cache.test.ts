@@ -3,6 +3,7 @@ import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'nod
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, it } from 'node:test';
+import Database from 'better-sqlite3';
 import { BridgeCache, type CacheLimits } from '../../src/bridge/cache.js';
 import { Entry, Flag } from '../../src/bridge/entry.js';
 import { isTernError } from '../../src/errors.js';
@@ -92,6 +93,25 @@ describe('bridge cache', () => {
     assert.ok(c.movedAside !== null && existsSync(c.movedAside));
     assert.equal(c.count, 0);
     c.close();
+  });
+
+  it('reset() (corruption found while open) moves the file aside, keeps the lock and goes on with the sequence', () => {
+    const file = tempFile();
+    const c = BridgeCache.open(file, { durability: 'normal' });
+    c.commit(entries(1, 10), 0, 0, unlimited);
+    const movedTo = c.reset(12);
+    assert.ok(movedTo.startsWith(`${file}.corrupt-`) && existsSync(movedTo), 'the old file is kept');
+    assert.deepEqual([c.count, c.bytes, c.lastSeq], [0, 0, 12]);
+    assert.throws(() => BridgeCache.open(file, { durability: 'normal' }), (err: unknown) => isTernError(err, 'ERR_STORAGE_LOCKED'));
+    c.commit(entries(13, 5), 0, 0, unlimited);
+    assert.deepEqual(c.read(0, Infinity, 100).map((r) => r.seq), [13, 14, 15, 16, 17]);
+    c.close();
+    const again = BridgeCache.open(file, { durability: 'normal' });
+    assert.deepEqual([again.count, again.lastSeq, again.movedAside], [5, 17, null]);
+    again.close();
+    const old = new Database(movedTo, { readonly: true });
+    assert.equal(old.prepare('SELECT count(*) FROM msgs').pluck().get(), 10, 'the moved file still holds its rows');
+    old.close();
   });
 
   it('refuses a second open of the same cache (lock)', () => {

@@ -34,7 +34,9 @@ export interface BrokerProcessOptions {
   /** Port used by every start; default stablePort(). */
   port?: number;
   /** storage.backend; default 'sqlite'. */
-  backend?: 'sqlite' | 'memory';
+  backend?: 'sqlite' | 'memory' | 'redis';
+  /** More lines inside `[storage]` (e.g. `redis_url = "..."`). */
+  storageToml?: string;
   /** storage.durability; default 'normal'. */
   durability?: 'full' | 'normal';
   /** More TOML sections appended to the config file (e.g. `[limits]\nmax_queued = 100000\n`). */
@@ -281,6 +283,7 @@ export function brokerToml(port: number, dataDir: string, opts: BrokerProcessOpt
     `backend = "${opts.backend ?? 'sqlite'}"`,
     `path = ${JSON.stringify(dataDir)}`,
     `durability = "${opts.durability ?? 'normal'}"`,
+    opts.storageToml ?? '',
     '',
     '[log]',
     'level = "info"',

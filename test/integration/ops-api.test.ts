@@ -293,21 +293,28 @@ test('bans: the broker address bans by default; a given ban list: add (kicking t
 
 test('POST /api/v1/reload reloads the broker by default, or calls a given callback and reports its failure', T, async (t) => {
   const plain = await startOps(t);
-  assert.deepEqual((await call(plain.base, 'POST', '/api/v1/reload', {})).body, { reloaded: true, result: { reloaded: true, failures: [] } });
+  // No config source: only the files are re-read, nothing in the configuration changes.
+  assert.deepEqual((await call(plain.base, 'POST', '/api/v1/reload', {})).body, { reloaded: true, applied: [], restartRequired: [], failures: [] });
   let calls = 0;
-  let fail = false;
+  let fail: 'throw' | 'refuse' | false = false;
   const { base } = await startOps(t, {}, {
     reload: async () => {
       calls++;
-      if (fail) throw new Error('config.toml:3: bad value');
-      return { changed: ['log.level'] };
+      if (fail === 'throw') throw new Error('callback broke');
+      if (fail === 'refuse') return { reloaded: false, failures: [{ key: 'config', message: 'config.toml:3: bad value' }] };
+      return { applied: ['log.level'] };
     },
   });
-  assert.deepEqual((await call(base, 'POST', '/api/v1/reload', {})).body, { reloaded: true, result: { changed: ['log.level'] } });
-  fail = true;
+  assert.deepEqual((await call(base, 'POST', '/api/v1/reload', {})).body, { reloaded: true, applied: ['log.level'] });
+  fail = 'refuse';
+  const refused = await call(base, 'POST', '/api/v1/reload', {});
+  assert.equal(refused.status, 422);
+  assert.deepEqual(refused.body.error, { code: 'reload_refused', message: 'config.toml:3: bad value' });
+  assert.equal(refused.body.reloaded, false);
+  fail = 'throw';
   const r = await call(base, 'POST', '/api/v1/reload', {});
-  assert.deepEqual([r.status, r.body.error], [500, { code: 'reload_failed', message: 'config.toml:3: bad value' }]);
-  assert.equal(calls, 2);
+  assert.deepEqual([r.status, r.body.error], [500, { code: 'reload_failed', message: 'callback broke' }]);
+  assert.equal(calls, 3);
 });
 
 test('GET /api/v1/bridges and /api/v1/overview', T, async (t) => {

@@ -7,6 +7,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
+import { createBroker } from '../../src/broker/broker.js';
 import { connectMqtt, MessageCollector } from '../helpers/mqtt-client.js';
 import { call, eventually, startOps } from '../http/ops-helpers.js';
 import { metric, parsePrometheusText, type Exposition } from '../http/prom-text.js';
@@ -104,4 +105,80 @@ test('message-logging sinks report written rows, and live streams are counted', 
   assert.equal(metric(m, 'tern_message_log_rows_total', { sink: 'file', outcome: 'written' }), 2);
   assert.equal(metric(m, 'tern_message_log_rows_total', { sink: 'file', outcome: 'dropped' }), 0);
   assert.equal(metric(m, 'tern_http_streams'), 1);
+});
+
+test('the storage commit latency histogram counts the commits of QoS 1 traffic to a persistent session on SQLite', T, async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'tern-metrics-'));
+  t.after(() => rm(dir, { recursive: true, force: true }));
+  const { base, mqttUrl } = await startOps(t, { storage: { backend: 'sqlite', path: dir } });
+  const histogram = 'tern_storage_commit_duration_seconds';
+  const sub = await connectMqtt(t, mqttUrl, { clientId: 'lat-sub', clean: false });
+  await sub.subscribeAsync('lat/#', { qos: 1 });
+  // Offline, so every message must be stored (a connected subscriber's quick ack can cancel the write).
+  await sub.endAsync();
+  const before = await scrape(base);
+  assert.equal(before.types.get(histogram), 'histogram');
+  const count0 = metric(before, `${histogram}_count`, { backend: 'sqlite' });
+  assert.ok(count0 >= 1, 'the persistent session and its subscription were committed');
+  const pub = await connectMqtt(t, mqttUrl);
+  for (let i = 0; i < 20; i++) await pub.publishAsync(`lat/${i}`, 'x', { qos: 1 });
+  const after = await scrape(base);
+  const count = metric(after, `${histogram}_count`, { backend: 'sqlite' });
+  // Each awaited publish is stored for the offline session before its PUBACK: at least one commit each.
+  assert.ok(count >= count0 + 20, `commits ${count0} -> ${count}`);
+  assert.ok(metric(after, `${histogram}_sum`, { backend: 'sqlite' }) > 0);
+  assert.equal(metric(after, `${histogram}_bucket`, { backend: 'sqlite', le: '+Inf' }), count);
+  assert.ok(metric(after, `${histogram}_bucket`, { backend: 'sqlite', le: '2.5' }) <= count);
+});
+
+test('an in-broker bridge shows its link state, backlog, forwarded count, drops and last-ack age', { timeout: 30_000 }, async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'tern-metrics-bridge-'));
+  t.after(() => rm(dir, { recursive: true, force: true }));
+  const remote = createBroker({ listeners: [{ port: 0 }], storage: { backend: 'memory' }, log: { level: 'silent' }, sys: { interval: 0 } });
+  const [remoteAddress] = await remote.listen();
+  let remoteOpen = true;
+  t.after(() => (remoteOpen ? remote.close() : undefined));
+  const { base, mqttUrl } = await startOps(t, {
+    bridges: [
+      {
+        name: 'up1',
+        remote: { host: '127.0.0.1', port: remoteAddress!.port, reconnect: { minDelayMs: 50, maxDelayMs: 200 } },
+        forward: [{ local: 'f/#', qos: 1 }],
+        cache: { dir },
+      },
+    ],
+  });
+  const atRemote = await connectMqtt(t, `mqtt://127.0.0.1:${remoteAddress!.port}`);
+  const got = new MessageCollector(atRemote);
+  await atRemote.subscribeAsync('f/#', { qos: 1 });
+  const pub = await connectMqtt(t, mqttUrl);
+  const up = await eventually(async () => {
+    const m = await scrape(base);
+    return metric(m, 'tern_bridge_up', { bridge: 'up1', side: 'remote' }) === 1 ? m : null;
+  }, 'the bridge to connect', 10_000);
+  assert.equal(metric(up, 'tern_bridge_up', { bridge: 'up1', side: 'local' }), 1);
+  for (let i = 0; i < 3; i++) await pub.publishAsync(`f/${i}`, 'x', { qos: 1 });
+  await got.waitFor(3);
+  const m = await eventually(async () => {
+    const s = await scrape(base);
+    // Acknowledged rows leave the cache with the next commit: the backlog reaches 0 just after.
+    return metric(s, 'tern_bridge_forwarded_total', { bridge: 'up1' }) === 3 && metric(s, 'tern_bridge_backlog_messages', { bridge: 'up1' }) === 0 ? s : null;
+  }, 'three forwarded messages and an empty backlog', 5000);
+  assert.ok(metric(m, 'tern_bridge_last_ack_age_seconds', { bridge: 'up1' }) >= 0);
+  assert.equal(metric(m, 'tern_bridge_dropped_total', { bridge: 'up1', reason: 'too_large' }), 0);
+  assert.equal(m.types.get('tern_bridge_dropped_total'), 'counter');
+  assert.equal(m.types.get('tern_bridge_backlog_messages'), 'gauge');
+
+  // The remote goes away: the link shows down and what is published waits in the backlog.
+  await atRemote.endAsync(true);
+  remoteOpen = false;
+  await remote.close();
+  await eventually(async () => metric(await scrape(base), 'tern_bridge_up', { bridge: 'up1', side: 'remote' }) === 0, 'the link to go down', 10_000);
+  for (let i = 0; i < 4; i++) await pub.publishAsync(`f/later/${i}`, 'y', { qos: 1 });
+  const down = await eventually(async () => {
+    const s = await scrape(base);
+    return metric(s, 'tern_bridge_backlog_messages', { bridge: 'up1' }) === 4 ? s : null;
+  }, 'a backlog of four', 5000);
+  assert.ok(metric(down, 'tern_bridge_backlog_bytes', { bridge: 'up1' }) > 0);
+  assert.equal(metric(down, 'tern_bridge_forwarded_total', { bridge: 'up1' }), 3);
 });

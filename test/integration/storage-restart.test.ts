@@ -407,3 +407,28 @@ test('wills: a crash publishes the wills of clients connected at the time (at th
   const [, marker] = await watcher.messages!.waitFor(2, 10_000);
   assert.equal(marker?.payload, 'marker', 'no will from the client connected at the clean shutdown');
 });
+
+for (const mode of ['SIGTERM', 'SIGKILL'] as const) {
+  test(`after a restart (${mode}) an offline session is still checked against the ACL as its user: a message it may not read is not queued for it`, T, async (t) => {
+    const dir = await tempDir(t);
+    const acl = join(dir, 'acl');
+    // alice may read a/# except a/secret/#; pub may write a/#. The subscription to a/# is allowed
+    // (the deny only overlaps it) and the deny is enforced per message at delivery.
+    await writeFile(acl, 'user alice\ntopic read a/#\ntopic deny a/secret/#\n\nuser pub\ntopic write a/#\n');
+    const b = await BrokerProcess.start(t, { toml: `[auth]\nacl_file = ${JSON.stringify(acl)}\n` });
+    const alice = { clientId: clientId('store-acl-alice'), clean: false, username: 'alice' };
+    const first = await connectWithConnack(t, b.url, alice);
+    await first.client.subscribeAsync('a/#', { qos: 1 });
+    await first.client.endAsync();
+    await b.restart({ crash: mode === 'SIGKILL' });
+
+    // Restored, alice's session has no connection yet: deliveries to it are checked as alice.
+    const pub = await connectWithConnack(t, b.url, { clientId: clientId('store-acl-pub'), clean: true, username: 'pub' });
+    await pub.client.publishAsync('a/secret/x', 'secret', { qos: 1 });
+    await pub.client.publishAsync('a/open/x', 'open', { qos: 1 });
+    const back = await connectWithConnack(t, b.url, alice, true);
+    assert.equal(back.connack.sessionPresent, true);
+    const [got] = await back.messages!.waitFor(1, 10_000);
+    assert.deepEqual([got?.topic, got?.payload], ['a/open/x', 'open'], 'a/secret/x was not queued for alice');
+  });
+}

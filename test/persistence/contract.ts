@@ -110,7 +110,7 @@ export function persistenceContract(name: string, build: BuildPersistence): void
         assert.deepEqual(await p.retainedStats(), { count: 0, bytes: 0 });
       });
 
-      it('putSession round-trips every field, including a will with Buffer payload and properties', TIMEOUT, async (t) => {
+      it('putSession round-trips every field, including a will with Buffer payload and properties, and the username', TIMEOUT, async (t) => {
         const p = await fresh(t);
         const withWill = session('with-will', {
           protocolLevel: 5,
@@ -136,7 +136,7 @@ export function persistenceContract(name: string, build: BuildPersistence): void
             },
           },
         });
-        const plain = session('plain', { protocolLevel: 4, expiryInterval: SESSION_NEVER_EXPIRES });
+        const plain = session('plain', { protocolLevel: 4, expiryInterval: SESSION_NEVER_EXPIRES, username: 'alice' });
         const v3 = session('v3', { protocolLevel: 3, expiryInterval: 0, will: {
           topic: 'w', payload: Buffer.alloc(0), qos: 0, retain: false, delayInterval: 0 } });
         await p.commit([
@@ -157,7 +157,7 @@ export function persistenceContract(name: string, build: BuildPersistence): void
       it('putSession upserts by client id and keeps the session\'s subscriptions, outbound and inbound', TIMEOUT, async (t) => {
         const p = await fresh(t);
         await p.commit([
-          { type: 'putSession', session: session('c', { will: {
+          { type: 'putSession', session: session('c', { username: 'bob', will: {
             topic: 'w', payload: Buffer.from('x'), qos: 1, retain: false, delayInterval: 5 } }) },
           { type: 'putSubscription', clientId: 'c', subscription: sub('a/#') },
           ...deliver('c', 1, message(1)),
@@ -165,7 +165,7 @@ export function persistenceContract(name: string, build: BuildPersistence): void
         ]);
         const updated = session('c', { disconnectedAt: T0 + 1, expiryInterval: 10 });
         await p.commit([{ type: 'putSession', session: updated }]);
-        assert.deepEqual(await p.getSession('c'), updated, 'the will is gone with the new record');
+        assert.deepEqual(await p.getSession('c'), updated, 'the will and the username are gone with the new record');
         assert.deepEqual(await p.getSubscriptions('c'), [sub('a/#')]);
         assert.equal((await p.loadOutbound('c')).length, 1);
         assert.deepEqual(await p.loadInbound('c'), [7]);

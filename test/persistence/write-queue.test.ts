@@ -74,7 +74,7 @@ describe('WriteQueue', () => {
     assert.deepEqual(ids(b.commits[0]!), ['a', 'b', 'c', 'd']);
   });
 
-  it('a submission waits at most maxDelayMs before its group starts', TIMEOUT, async (t) => {
+  it('a submission waits at most maxDelayMs, then its group starts after the waiting I/O is read', TIMEOUT, async (t) => {
     mock.timers.enable({ apis: ['setTimeout'] });
     t.after(() => mock.timers.reset());
     const b = new FakeBackend();
@@ -85,9 +85,16 @@ describe('WriteQueue', () => {
     assert.equal(b.commits.length, 0, 'still inside the window');
     void q.submit([op('b')]);
     mock.timers.tick(1);
-    assert.equal(b.commits.length, 1, 'committed when the window of the first submission closes');
-    assert.deepEqual(ids(b.commits[0]!), ['a', 'b']);
+    // The delay ran out; the group starts in this pass's check phase (setImmediate), after its I/O.
+    assert.equal(b.commits.length, 0, 'not before the I/O already waiting is read');
+    const late = q.submit([op('c')]);
+    await new Promise((r) => setImmediate(r));
+    assert.equal(b.commits.length, 1, 'committed once the window of the first submission closed');
+    assert.deepEqual(ids(b.commits[0]!), ['a', 'b'], 'a submission made after the delay ran out waits for the next group');
     await done;
+    mock.timers.tick(2);
+    await late;
+    assert.deepEqual(ids(b.commits[1]!), ['c']);
   });
 
   it('a group starts at once when maxOps ops are pending', TIMEOUT, async () => {
@@ -183,22 +190,121 @@ describe('WriteQueue', () => {
   });
 });
 
-it('compactOps cancels an outbound entry written and deleted in one group, and its unreferenced message', () => {
-  const message = { id: 7, topic: 't', payload: Buffer.from('x'), qos: 1 as const, retain: false, createdAt: 1 };
-  const other = { ...message, id: 8 };
+const message7 = { id: 7, topic: 't', payload: Buffer.from('x'), qos: 1 as const, retain: false, createdAt: 1 };
+const message8 = { ...message7, id: 8 };
+
+function put(clientId: string, seq: number, messageId: number, state: 'queued' | 'sent' | 'pubrel', packetId?: number): StorageOp {
+  const entry = { seq, messageId, qos: 1 as const, state, ...(packetId === undefined ? {} : { packetId }) };
+  return { type: 'putOutbound', clientId, entry };
+}
+
+function describeOps(ops: readonly StorageOp[]): string[] {
+  return ops.map((o) => {
+    switch (o.type) {
+      case 'putMessage':
+        return `msg ${o.message.id}`;
+      case 'putOutbound':
+        return `put ${o.clientId}/${o.entry.seq} ${o.entry.state}`;
+      case 'deleteOutbound':
+        return `del ${o.clientId}/${o.seq}`;
+      case 'deleteSession':
+        return `end ${o.clientId}`;
+      default:
+        return o.type;
+    }
+  });
+}
+
+it('compactOps moves a later state or delete of an outbound entry onto its first write, and drops unreferenced messages', () => {
   const ops: StorageOp[] = [
-    { type: 'putMessage', message },
-    { type: 'putOutbound', clientId: 'a', entry: { seq: 1, messageId: 7, qos: 1, state: 'sent', packetId: 1 } },
-    { type: 'putMessage', message: other },
-    { type: 'putOutbound', clientId: 'b', entry: { seq: 1, messageId: 8, qos: 1, state: 'queued' } },
+    { type: 'putMessage', message: message7 },
+    put('a', 1, 7, 'queued'),
+    { type: 'putMessage', message: message8 },
+    put('b', 1, 8, 'queued'),
+    { type: 'putMessage', message: message7 },
+    put('a', 1, 7, 'sent', 1),
     { type: 'deleteOutbound', clientId: 'a', seq: 1 },
     // A new entry that reuses the key after the delete must stay.
-    { type: 'putOutbound', clientId: 'a', entry: { seq: 1, messageId: 8, qos: 1, state: 'queued' } },
+    { type: 'putMessage', message: message8 },
+    put('a', 1, 8, 'queued'),
+    // b/1 moves to its sent state; repeated putMessage 8 is a no-op and goes.
+    put('b', 1, 8, 'sent', 2),
   ];
-  const out = compactOps(ops);
-  assert.deepEqual(out.map((o) => o.type), ['putMessage', 'putOutbound', 'deleteOutbound', 'putOutbound']);
-  assert.equal(out[0]!.type === 'putMessage' && out[0]!.message.id, 8);
-  // Nothing to cancel: the very same array comes back.
-  const plain = ops.slice(0, 4);
+  assert.deepEqual(describeOps(compactOps(ops)), ['del a/1', 'msg 8', 'put b/1 sent', 'put a/1 queued']);
+  // Nothing to change: the very same array comes back.
+  const plain = [ops[2]!, ops[3]!];
   assert.equal(compactOps(plain), plain);
+});
+
+it('compactOps does not move an outbound op across a deleteSession of its client', () => {
+  const ops: StorageOp[] = [
+    { type: 'putMessage', message: message7 },
+    put('a', 1, 7, 'queued'),
+    { type: 'deleteSession', clientId: 'a' },
+    { type: 'putSession', session: { clientId: 'a', protocolLevel: 5, expiryInterval: 60, disconnectedAt: null, createdAt: 1 } },
+    { type: 'putMessage', message: message7 },
+    put('a', 1, 7, 'sent', 1),
+    { type: 'deleteOutbound', clientId: 'a', seq: 1 },
+  ];
+  assert.deepEqual(describeOps(compactOps(ops)), ['msg 7', 'put a/1 queued', 'end a', 'putSession', 'del a/1']);
+});
+
+describe('WriteQueue cancellation across submissions', () => {
+  it('an entry acknowledged before its group starts is never written, and its publisher still waits for the group', TIMEOUT, async () => {
+    const b = new FakeBackend();
+    b.auto = {};
+    const q = new WriteQueue(b, { maxDelayMs: 5 });
+    const settled: string[] = [];
+    const publish = q.submit([{ type: 'putMessage', message: message7 }, put('s', 1, 7, 'sent', 1)]).then(() => settled.push('publish'));
+    const ack = q.submit([{ type: 'deleteOutbound', clientId: 's', seq: 1 }]).then(() => settled.push('ack'));
+    assert.equal(q.pendingOps, 2, 'the delete took the put\'s place');
+    await Promise.all([publish, ack]);
+    assert.deepEqual(b.commits.map(describeOps), [['del s/1']]);
+    assert.deepEqual(settled, ['publish', 'ack']);
+  });
+
+  it('a later state moves into the earlier submission, so the group holding it stores the newest state', TIMEOUT, async (t) => {
+    mock.timers.enable({ apis: ['setTimeout'] });
+    t.after(() => mock.timers.reset());
+    const b = new FakeBackend();
+    b.auto = {};
+    const q = new WriteQueue(b, { maxDelayMs: 2 });
+    const publish = q.submit([{ type: 'putMessage', message: message7 }, put('s', 1, 7, 'sent', 1)]);
+    mock.timers.tick(2); // the publish's group is due; it starts after this pass's I/O
+    // PUBREC read in that I/O: the entry moves on to 'pubrel' (submitted after the group became due).
+    const pubrec = q.submit([put('s', 1, 7, 'pubrel', 1)]);
+    await new Promise((r) => setImmediate(r));
+    await publish;
+    assert.deepEqual(b.commits.map(describeOps), [['msg 7', 'put s/1 pubrel']], 'no crash can leave the completed state behind');
+    mock.timers.tick(2);
+    await pubrec;
+    assert.equal(b.commits.length, 1, 'a group left with nothing to do costs no commit');
+  });
+
+  it('ops of a group already started are not touched', TIMEOUT, async () => {
+    const b = new FakeBackend();
+    const q = new WriteQueue(b, { maxDelayMs: 1 });
+    const publish = q.submit([{ type: 'putMessage', message: message7 }, put('s', 1, 7, 'sent', 1)]);
+    await b.untilCommits(1);
+    const ack = q.submit([{ type: 'deleteOutbound', clientId: 's', seq: 1 }]);
+    b.resolveNext();
+    await publish;
+    await b.untilCommits(2);
+    b.resolveNext();
+    await ack;
+    assert.deepEqual(b.commits.map(describeOps), [['msg 7', 'put s/1 sent'], ['del s/1']]);
+  });
+
+  it('a failed group retried per submission keeps the moves', TIMEOUT, async () => {
+    const b = new FakeBackend();
+    b.auto = { failClient: 'bad' };
+    const q = new WriteQueue(b, { maxDelayMs: 5 });
+    const results = await Promise.allSettled([
+      q.submit([{ type: 'putMessage', message: message7 }, put('s', 1, 7, 'sent', 1)]),
+      q.submit([op('bad')]),
+      q.submit([{ type: 'deleteOutbound', clientId: 's', seq: 1 }]),
+    ]);
+    assert.deepEqual(results.map((r) => r.status), ['fulfilled', 'rejected', 'fulfilled']);
+    assert.deepEqual(b.commits.map(describeOps), [['del s/1', 'end bad'], ['del s/1'], ['end bad']]);
+  });
 });

@@ -84,6 +84,25 @@ async function connectFlow(core: BrokerCore, conn: Connection, packet: ConnectPa
   }
   if (verdict.username !== undefined) conn.username = verdict.username;
 
+  // In a cluster the session may live on another node: claim it there first, then load it here.
+  if (core.cluster !== null) {
+    if (!core.cluster.ready) return refuse(conn, v5 ? ReasonCode.SERVER_UNAVAILABLE : ConnackReturnCode.SERVER_UNAVAILABLE, 'cluster not ready');
+    const prepare = packet.clean ? undefined : () => core.prepareSession(clientId);
+    const previous = await core.cluster.claim(clientId, !packet.clean, prepare);
+    if (conn.closed) {
+      core.abandonPrepared(clientId);
+      return;
+    }
+    if ((!core.sessions.has(clientId) || core.sessions.get(clientId)!.preparing) && previous !== '') {
+      if (packet.clean) core.durable.deleteSession(clientId);
+      else await core.loadStoredSession(clientId);
+      if (conn.closed) {
+        core.abandonPrepared(clientId);
+        return;
+      }
+    }
+  }
+
   // Take over an existing connection with this client id [MQTT-3.1.4-2].
   const existing = core.sessions.get(clientId);
   const old = existing?.link as Connection | null | undefined;
@@ -105,7 +124,7 @@ async function connectFlow(core: BrokerCore, conn: Connection, packet: ConnectPa
   let session = existing;
   let sessionPresent = false;
   if (session !== undefined && (packet.clean || session.ended)) {
-    core.endSession(session);
+    core.endSession(session, false);
     session = undefined;
   }
   if (session === undefined) {
@@ -122,6 +141,7 @@ async function connectFlow(core: BrokerCore, conn: Connection, packet: ConnectPa
       ? 0
       : mqtt.persistentSessionExpiry;
   session.will = packet.will;
+  if (packet.will !== undefined && core.cluster !== null) core.cluster.setWill(clientId, packet.will);
   session.protocolLevel = packet.protocolLevel;
   session.disconnectedAt = null;
   session.client = conn;
@@ -132,8 +152,9 @@ async function connectFlow(core: BrokerCore, conn: Connection, packet: ConnectPa
     core.durable.deleteSession(clientId);
     session.stored = false;
   }
-  if (core.durable.dirty) {
-    await core.durable.flush();
+  const pending = core.pendingCommit();
+  if (pending !== undefined) {
+    await pending;
     // Closed meanwhile: the connection's close already released the session.
     if (conn.closed) return;
   }

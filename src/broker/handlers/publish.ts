@@ -127,11 +127,14 @@ function accept(core: BrokerCore, conn: Connection, packet: PublishPacket, m: Ho
   // [MQTT-3.3.1-5] keep it if retained; for QoS 1/2 the ack waits for it.
   const retainedWrite = message.retain ? core.storeRetained(message) : undefined;
   const delivered = core.route(message);
+  // An in-process bridge may have to commit the message before it is acknowledged.
+  const held = core.consume(message, conn.clientId);
   if (core.events.listenerCount('published') > 0) core.events.emit('published', message, conn.clientId);
   if (core.security.hooks.listens('publish')) core.security.hooks.emit('publish', conn, message);
 
   if (qos === 0) {
     retainedWrite?.catch((err: unknown) => core.log.warn({ err, topic: message.topic }, 'retained message not stored'));
+    held?.catch(() => undefined);
     return;
   }
   if (qos === 2) {
@@ -139,8 +142,10 @@ function accept(core: BrokerCore, conn: Connection, packet: PublishPacket, m: Ho
     if (session.expiryInterval > 0) core.durable.putInbound(session.clientId, packetId);
   }
   const code = conn.level === 5 && delivered === 0 ? ReasonCode.NO_MATCHING_SUBSCRIBERS : ReasonCode.SUCCESS;
-  // The ack chain: acknowledge only once the message and every queue it joined are stored.
-  const commit = core.durable.dirty ? core.durable.flush() : undefined;
+  // The ack chain: acknowledge only once the message and every queue it joined are stored
+  // (and a bridge that forwards it has cached it).
+  const stored = core.pendingCommit();
+  const commit = held === undefined ? stored : stored === undefined ? held : Promise.all([stored, held]).then(() => undefined);
   if (commit === undefined && retainedWrite === undefined) return acknowledge(core, conn, type, packetId, code);
   acknowledgeLater(core, conn, type, packetId, code, commit, retainedWrite);
 }

@@ -100,12 +100,13 @@ function subscribe(core: BrokerCore, conn: Connection, packet: SubscribePacket, 
   }
 
   const suback = { type: 'suback' as const, packetId: packet.packetId, reasonCodes: codes };
-  if (!core.durable.dirty && retainedFor.length === 0) {
+  // SUBACK once the subscriptions are stored (and in a cluster, announced); then the retained messages [MQTT-3.8.4-4].
+  const pending = core.pendingCommit();
+  if (pending === undefined && retainedFor.length === 0) {
     conn.send(suback);
     return;
   }
-  // SUBACK once the subscriptions are stored; then the retained messages [MQTT-3.8.4-4].
-  afterSubscribe(core, conn, suback, retainedFor, subscriptionId).catch((err: unknown) => {
+  afterSubscribe(core, conn, suback, retainedFor, subscriptionId, pending).catch((err: unknown) => {
     core.log.error({ err, clientId: session.clientId }, 'subscribe failed');
     if (!conn.closed) conn.disconnect(ReasonCode.IMPLEMENTATION_SPECIFIC_ERROR, 'storage unavailable');
   });
@@ -117,8 +118,9 @@ async function afterSubscribe(
   suback: SubackPacket,
   retainedFor: SubscriptionEntry[],
   subscriptionId: number | undefined,
+  pending: Promise<void> | undefined,
 ): Promise<void> {
-  if (core.durable.dirty) await core.durable.flush();
+  if (pending !== undefined) await pending;
   if (conn.closed) return;
   conn.send(suback);
   const ids = subscriptionId !== undefined ? [subscriptionId] : undefined;

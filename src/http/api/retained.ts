@@ -32,11 +32,12 @@ export function retainedView(message: Message) {
 }
 
 export function registerRetainedRoutes(router: Router, ctx: HttpContext): void {
-  const maxLevels = ctx.broker.config.limits.maxTopicLevels;
+  // Read at use time: limits change on a config reload.
+  const maxLevels = (): number => ctx.broker.config.limits.maxTopicLevels;
 
   router.get('/api/v1/retained', async ({ res, url }) => {
     const filter = url.searchParams.get('filter') ?? '#';
-    if (!isValidTopicFilter(filter, maxLevels) || filter.startsWith('$share/')) throw badRequest(`invalid topic filter ${JSON.stringify(filter)}`);
+    if (!isValidTopicFilter(filter, maxLevels()) || filter.startsWith('$share/')) throw badRequest(`invalid topic filter ${JSON.stringify(filter)}`);
     const messages = await matchRetained(ctx.broker, filter);
     const p = paging(url);
     const view = page(messages, p);
@@ -45,14 +46,14 @@ export function registerRetainedRoutes(router: Router, ctx: HttpContext): void {
 
   router.delete('/api/v1/retained', async ({ res, url }) => {
     const topic = url.searchParams.get('topic');
-    if (topic === null || !isValidTopicName(topic, maxLevels)) throw badRequest('topic must be a topic name (no wildcards)');
+    if (topic === null || !isValidTopicName(topic, maxLevels())) throw badRequest('topic must be a topic name (no wildcards)');
     if (!(await deleteRetained(ctx.broker, topic))) throw notFound(`no retained message on ${JSON.stringify(topic)}`);
     sendJson(res, 200, { topic, deleted: true });
   });
 
   router.get('/api/v1/topics', async ({ res, url }) => {
     const prefix = url.searchParams.get('prefix') ?? '';
-    if (prefix !== '' && !isValidTopicName(prefix, maxLevels)) throw badRequest('prefix must be a topic name (no wildcards)');
+    if (prefix !== '' && !isValidTopicName(prefix, maxLevels())) throw badRequest('prefix must be a topic name (no wildcards)');
     const messages =
       prefix === ''
         ? [...(await matchRetained(ctx.broker, '#')), ...(await matchRetained(ctx.broker, '$SYS/#'))]

@@ -97,13 +97,20 @@ export function registerSystemRoutes(router: Router, ctx: HttpContext): void {
     await readJson(req, ctx.config.maxBodyBytes);
     const reload = ctx.options.reload;
     if (reload === undefined) throw notImplemented('configuration reload');
-    let result: unknown;
+    let result: { reloaded?: unknown; failures?: unknown };
     try {
       result = await reload();
     } catch (err) {
       throw new HttpError(500, 'reload_failed', (err as Error)?.message ?? String(err));
     }
-    sendJson(res, 200, { reloaded: true, result: result ?? null });
+    if (result.reloaded === false) {
+      // The new configuration was refused as a whole: nothing changed, the failures say why.
+      const failures = Array.isArray(result.failures) ? (result.failures as Array<{ message?: unknown }>) : [];
+      const message = failures.map((f) => String(f.message)).join('\n') || 'the configuration was not reloaded';
+      sendJson(res, 422, { ...result, error: { code: 'reload_refused', message } });
+      return;
+    }
+    sendJson(res, 200, { reloaded: true, ...result });
   });
 
   router.get('/api/v1/bridges', async ({ res }) => {

@@ -58,11 +58,14 @@ qos = 1
 
 export class ChildBridge {
   readonly #config: string;
+  readonly #env: NodeJS.ProcessEnv;
   #proc: ChildProcess | null = null;
   output = '';
 
-  constructor(configFile: string) {
+  /** `env`: the child's environment (default: this process's). */
+  constructor(configFile: string, env: NodeJS.ProcessEnv = process.env) {
     this.#config = configFile;
+    this.#env = env;
   }
 
   get running(): boolean {
@@ -70,7 +73,7 @@ export class ChildBridge {
   }
 
   start(): void {
-    const proc = spawn(process.execPath, ['--import', 'tsx', ENTRY, '-c', this.#config], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const proc = spawn(process.execPath, ['--import', 'tsx', ENTRY, '-c', this.#config], { stdio: ['ignore', 'pipe', 'pipe'], env: this.#env });
     this.#proc = proc;
     proc.stdout?.on('data', (d: Buffer) => {
       this.output += d.toString();

@@ -6,6 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { MqttClient } from '../../../src/client/client.js';
+import type { ClientOptions } from '../../../src/client/options.js';
 
 export interface Endpoint {
   host: string;
@@ -85,9 +86,19 @@ export class Collector {
   readonly retained = new Map<string, string>();
   readonly #filter: string;
 
-  constructor(at: Endpoint, filter: string, clientId = `col-${Math.random().toString(16).slice(2, 8)}`) {
+  /** `options`: more client options (e.g. username/password). */
+  constructor(at: Endpoint, filter: string, clientId = `col-${Math.random().toString(16).slice(2, 8)}`, options: Partial<ClientOptions> = {}) {
     this.#filter = filter;
-    this.client = new MqttClient({ host: at.host, port: at.port, clientId, clean: false, protocolLevel: 4, reconnect: { minDelayMs: 50, maxDelayMs: 300 }, keepalive: 10 });
+    this.client = new MqttClient({
+      host: at.host,
+      port: at.port,
+      clientId,
+      clean: false,
+      protocolLevel: 4,
+      reconnect: { minDelayMs: 50, maxDelayMs: 300 },
+      keepalive: 10,
+      ...options,
+    });
     this.client.on('message', (p) => {
       const text = p.payload.toString();
       if (p.topic.endsWith('/state')) {
