@@ -155,8 +155,11 @@ async function waitForLog(c: Child, pattern: RegExp, timeoutMs: number): Promise
   for (;;) {
     const m = pattern.exec(tail(c.logFile, Infinity));
     if (m !== null) return m;
-    if (c.error !== null) throw new Error(`${c.name}: ${c.error.message}`);
-    if (exited(c.proc)) throw new Error(`${c.name} exited (${c.proc.exitCode ?? c.proc.signalCode}) before it was ready\n${tail(c.logFile)}`);
+    if (exited(c.proc)) {
+      await sleep(20); // a spawn that failed reports why on a later tick
+      if (c.error !== null) throw new Error(`${c.name}: ${c.error.message}`);
+      throw new Error(`${c.name} exited (${c.proc.exitCode ?? c.proc.signalCode}) before it was ready\n${tail(c.logFile)}`);
+    }
     if (Date.now() > deadline) throw new Error(`${c.name} not ready within ${timeoutMs} ms\n${tail(c.logFile)}`);
     await sleep(50);
   }
@@ -282,6 +285,9 @@ async function connectPairs(tag: string, pairs: readonly Pair[]): Promise<Load> 
         const sub = client(subNode, `${tag}-s${i}`);
         clients.push(sub);
         await sub.connect();
+        sub.on('close', (err) => {
+          if (err !== undefined) stats.error(`${tag}-s${i}: ${err.message}`);
+        });
         sub.on('message', onMessage);
         const [code] = await sub.subscribe(`bench/${tag}/${i}`, { qos: 1 });
         if (code === undefined || code >= 0x80) throw new Error(`subscription refused: 0x${(code ?? 0).toString(16)}`);

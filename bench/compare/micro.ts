@@ -46,8 +46,10 @@ export function microLine(r: Record<string, unknown>): string {
       return `trie   ${String(r.mix).padEnd(14)} ${n(r.filters).padStart(8)} filters  ${n(r.nsPerMatch).padStart(6)} ns/match  ${String(r.entriesPerMatch).padStart(7)} entries/match  ${n(r.addNsPerOp).padStart(6)} ns/add`;
     case 'cluster': {
       const s = r.summary as Record<string, unknown>;
+      const cpu = s.cpuPerDeliveryUs as Record<string, number | null>;
       return (
         `cluster  one node ${n(s.oneNodeDeliveriesPerS)} deliveries/s, three nodes cross-node ${String(s.crossVsOne)}x, same-node ${String(s.sameVsOne)}x; ` +
+        `CPU µs/delivery one node ${String(cpu['one-node'])}, cross ${String(cpu.cross)}, same ${String(cpu.same)}; ` +
         `Redis calls per forwarded message ${String(s.redisCallsPerForwarded)} (at 1,000 msg/s: ${String(s.redisCallsPerForwardedPaced)}), ` +
         `per same-node message ${String(s.redisCallsPerMessageSameNode)}`
       );

@@ -25,7 +25,8 @@
  * adopted sessions, then removes its routes and membership.
  */
 import { hostname } from 'node:os';
-import { Redis } from 'ioredis';
+import type { Redis } from 'ioredis';
+import { createRedis } from '../persistence/redis-connect.js';
 import type { RouteScope } from '../broker/router.js';
 import type { Will } from '../codec/types.js';
 import { ternError } from '../errors.js';
@@ -130,9 +131,9 @@ export class Cluster {
   /** Connect, take an id block, join, load the route table and start reading this node's stream. */
   async start(): Promise<void> {
     const redisOpts = { lazyConnect: true, maxRetriesPerRequest: 1, enableOfflineQueue: false, connectTimeout: 5000 };
-    this.#redis = new Redis(this.#opts.redisUrl, redisOpts);
-    this.#sub = new Redis(this.#opts.redisUrl, { ...redisOpts, enableOfflineQueue: true });
-    this.#reader = new Redis(this.#opts.redisUrl, { ...redisOpts, maxRetriesPerRequest: null, enableOfflineQueue: true });
+    this.#redis = createRedis(this.#opts.redisUrl, redisOpts);
+    this.#sub = createRedis(this.#opts.redisUrl, { ...redisOpts, enableOfflineQueue: true });
+    this.#reader = createRedis(this.#opts.redisUrl, { ...redisOpts, maxRetriesPerRequest: null, enableOfflineQueue: true });
     for (const r of [this.#redis, this.#sub, this.#reader]) r.on('error', () => {}); // logged via the state changes below
     await Promise.all([this.#redis.connect(), this.#sub.connect(), this.#reader.connect()]).catch((err: unknown) => {
       this.#redis.disconnect();

@@ -36,6 +36,8 @@ type Meta = [string | null, 0 | 1, string[]];
 
 /** Longest stream kept per node (approximate trim): a node gone for good cannot fill Redis. */
 const MAX_STREAM_ENTRIES = 100_000;
+/** Batches read ahead of their position commit. */
+const MAX_UNCOMMITTED = 8;
 
 export function encodeBatch(items: readonly Forwarded[]): Buffer {
   const parts: Buffer[] = [];
@@ -143,8 +145,10 @@ export class Forwarder {
 
   /**
    * Read `node`'s stream from `from` with a blocking connection until
-   * `stopped()`; each batch of entries goes to `handle`, which resolves once
-   * they are routed and stored; then the position is committed.
+   * `stopped()`. Each batch of entries goes to `handle`, which routes them
+   * at once (in order) and resolves once what they queued is stored; the
+   * position is committed after that, in order. Reading goes on meanwhile,
+   * with at most MAX_UNCOMMITTED batches waiting for their commit.
    */
   async readLoop(
     reader: Redis,
@@ -156,12 +160,15 @@ export class Forwarder {
   ): Promise<void> {
     let last = from;
     const key = this.streamKey(node);
+    let tail: Promise<void> = Promise.resolve();
+    let uncommitted = 0;
     while (!stopped()) {
+      if (uncommitted >= MAX_UNCOMMITTED) await tail;
       let reply: Array<[Buffer, Array<[Buffer, Buffer[]]>]> | null;
       try {
-        reply = (await reader.xreadBuffer('COUNT', 64, 'BLOCK', 1000, 'STREAMS', key, last)) as typeof reply;
+        reply = (await reader.xreadBuffer('COUNT', 256, 'BLOCK', 1000, 'STREAMS', key, last)) as typeof reply;
       } catch (err) {
-        if (stopped()) return;
+        if (stopped()) break;
         onError(err);
         await new Promise((r) => setTimeout(r, 500));
         continue;
@@ -176,16 +183,19 @@ export class Forwarder {
         for (const f of batch) items.push(f);
       }
       const lastId = entries[entries.length - 1]![0].toString();
-      try {
-        await handle(items);
-        last = lastId;
-        await this.commit(node, lastId);
-      } catch (err) {
-        // Not committed: a restart reads these entries again (at least once).
-        last = lastId;
-        onError(err);
-      }
+      last = lastId;
+      const stored = handle(items);
+      uncommitted++;
+      // Not committed on failure: a restart reads these entries again (at least once).
+      tail = tail
+        .then(() => stored)
+        .then(() => this.commit(node, lastId))
+        .catch(onError)
+        .finally(() => {
+          uncommitted--;
+        });
     }
+    await tail;
   }
 }
 

@@ -9,6 +9,7 @@ import { isIP } from 'node:net';
 import { z } from 'zod';
 import { bridgeSchema } from '../bridge/config.js';
 import { MAX_PACKET_SIZE } from '../codec/constants.js';
+import { REDIS_URL_PATTERN } from '../persistence/redis-url.js';
 import { logSchema } from './log-schema.js';
 
 const port = z.number().int().min(0).max(65535);
@@ -218,8 +219,11 @@ export const storageSchema = z
     maxRetained: nonNegativeInt.default(0),
     /** Max bytes of retained payloads kept; 0 = unlimited. */
     maxRetainedBytes: nonNegativeInt.default(0),
-    /** Server of the redis backend: `redis://[[user]:password@]host[:port][/db]`, or `rediss://` for TLS. */
-    redisUrl: z.string().regex(/^rediss?:\/\//, 'a redis:// or rediss:// URL').default('redis://127.0.0.1:6379'),
+    /**
+     * Server of the redis backend: `redis://[[user]:password@]host[:port][/db]` (`rediss://` for TLS), or a
+     * Sentinel-managed primary: `redis+sentinel://[[user]:password@]host:port[,host:port]/<master name>[/db]`.
+     */
+    redisUrl: z.string().regex(REDIS_URL_PATTERN, 'a redis://, rediss:// or redis+sentinel:// URL').default('redis://127.0.0.1:6379'),
     /** Prefix of every key the redis backend writes; stores with different prefixes share a Redis unseen by each other. */
     redisPrefix: z.string().min(1).default('tern:'),
   })

@@ -43,7 +43,8 @@
  * script), so they never hold everything in memory and tolerate commits made
  * while they iterate.
  */
-import { Redis } from 'ioredis';
+import type { Redis } from 'ioredis';
+import { createRedis } from './redis-connect.js';
 import { topicMatches } from '../broker/topic.js';
 import { isTernError, ternError, type ErrorCode } from '../errors.js';
 import type { Persistence, RetainedLimits, StorageOp } from './persistence.js';
@@ -148,7 +149,7 @@ export class RedisPersistence implements Persistence {
 
   async open(): Promise<void> {
     if (this.#redis !== null) return;
-    const redis = new Redis(this.#url, {
+    const redis = createRedis(this.#url, {
       lazyConnect: true,
       protocol: 2,
       connectTimeout: this.#connectTimeoutMs,

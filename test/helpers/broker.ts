@@ -6,6 +6,12 @@
  * process configured from the same options where mosquitto has an equivalent,
  * so the suite itself can be validated against a reference broker. Either way
  * the broker is shut down in `t.after`.
+ *
+ * `TERN_TEST_STORAGE=redis` (with `TERN_TEST_REDIS_URL`) runs Tern on the
+ * Redis backend instead of memory, each broker under its own key prefix, and
+ * `TERN_TEST_STORAGE=cluster` as a one-node cluster on it
+ * (test/cluster/suite-on-redis.test.ts runs the suite both ways). Tests that
+ * name a backend keep it.
  */
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
@@ -60,6 +66,17 @@ export { freePort };
 
 const BROKER_MODULE = '../../src/broker/broker.js';
 
+const TEST_STORAGE = process.env['TERN_TEST_STORAGE'] ?? 'memory';
+let prefixCounter = 0;
+
+/** The storage a test broker gets when the test names none. */
+function defaultStorage(): NonNullable<TernConfigInput['storage']> {
+  if (TEST_STORAGE !== 'redis' && TEST_STORAGE !== 'cluster') return { backend: 'memory' };
+  const redisUrl = process.env['TERN_TEST_REDIS_URL'];
+  if (redisUrl === undefined) throw new Error(`TERN_TEST_STORAGE=${TEST_STORAGE} needs TERN_TEST_REDIS_URL`);
+  return { backend: 'redis', redisUrl, redisPrefix: `t${process.pid}-${++prefixCounter}-${Date.now().toString(36)}:` };
+}
+
 export async function startBroker(t: TestContext, options: TernConfigInput = {}): Promise<StartedBroker> {
   return isMosquitto ? startMosquitto(t, options) : startTern(t, options);
 }
@@ -70,7 +87,8 @@ async function startTern(t: TestContext, options: TernConfigInput): Promise<Star
   const broker = mod.createBroker({
     ...options,
     listeners: [{ type: 'tcp', port: 0, host: '127.0.0.1' }],
-    storage: { backend: 'memory', ...options.storage },
+    storage: { ...defaultStorage(), ...options.storage },
+    ...(options.storage?.backend === undefined && TEST_STORAGE === 'cluster' ? { cluster: { enabled: true, ...options.cluster } } : {}),
     log: { level: 'silent', ...options.log },
   });
   t.after(() => broker.close());
