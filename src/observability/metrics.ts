@@ -34,6 +34,20 @@ export interface MetricsSources {
   storageBackend?: string;
   /** In-broker bridges' states (tern_bridge_* by `bridge` label). */
   bridges?: () => readonly BridgeStatus[] | Promise<readonly BridgeStatus[]>;
+  /** This node's cluster figures (tern_cluster_*), when clustered. */
+  cluster?: () => ClusterStats;
+}
+
+/** What a cluster node reports to /metrics. */
+export interface ClusterStats {
+  /** Connected to Redis and a member. */
+  up: boolean;
+  /** (filter, node) routes known for the other nodes. */
+  remoteRoutes: number;
+  messagesOut: number;
+  batchesOut: number;
+  messagesIn: number;
+  batchesIn: number;
 }
 
 /** A prom-client Counter driven from a running total owned elsewhere. */
@@ -130,6 +144,12 @@ export class BrokerMetrics {
       this.#c['publishIn'] = counter('tern_publish_received_total', 'PUBLISH packets received from clients, by QoS.', ['qos']);
       this.#c['publishOut'] = counter('tern_publish_sent_total', 'PUBLISH packets sent to clients, by QoS.', ['qos']);
     }
+    if (sources.cluster !== undefined) {
+      this.#g['clusterUp'] = gauge('tern_cluster_up', 'Cluster node state: 1 connected to Redis and a member, 0 not (refusing new connections).');
+      this.#g['clusterRoutes'] = gauge('tern_cluster_remote_routes', 'Routes (filter, node) this node knows for the other nodes.');
+      this.#c['clusterMessages'] = counter('tern_cluster_forwarded_messages_total', 'Messages forwarded between nodes, by direction (out: sent to other nodes, one per node; in: received).', ['direction']);
+      this.#c['clusterBatches'] = counter('tern_cluster_forwarded_batches_total', 'Stream entries (batches of messages, one XADD each) between nodes, by direction.', ['direction']);
+    }
     if (sources.hasBytes === true) {
       this.#c['bytesIn'] = counter('tern_bytes_received_total', 'Bytes received from clients.');
       this.#c['bytesOut'] = counter('tern_bytes_sent_total', 'Bytes sent to clients.');
@@ -190,6 +210,15 @@ export class BrokerMetrics {
       c['sinkRows']!.set(sink.failed, { sink: sink.name, outcome: 'failed' });
     }
     if (src.bridges !== undefined) this.#bridges(await src.bridges());
+    if (src.cluster !== undefined) {
+      const k = src.cluster();
+      g['clusterUp']!.set(k.up ? 1 : 0);
+      g['clusterRoutes']!.set(k.remoteRoutes);
+      c['clusterMessages']!.set(k.messagesOut, { direction: 'out' });
+      c['clusterMessages']!.set(k.messagesIn, { direction: 'in' });
+      c['clusterBatches']!.set(k.batchesOut, { direction: 'out' });
+      c['clusterBatches']!.set(k.batchesIn, { direction: 'in' });
+    }
   }
 
   #bridges(bridges: readonly BridgeStatus[]): void {

@@ -11,7 +11,8 @@ import { packageVersion } from '../cli/version.js';
 import type { TernConfig } from '../config/schema.js';
 import type { HttpContext } from '../http/context.js';
 import { HttpServer, type HttpAddress } from '../http/server.js';
-import { BrokerMetrics } from '../observability/metrics.js';
+import type { Cluster } from '../cluster/cluster.js';
+import { BrokerMetrics, type ClusterStats } from '../observability/metrics.js';
 import { snapshot, type OptionalStats } from './broker-stats.js';
 import { MessageLog, type SinkChange } from './message-log.js';
 import { MessageTap } from './message-tap.js';
@@ -86,6 +87,7 @@ export async function startOperations(broker: Broker, config: OperationsConfig, 
       storageBackend: broker.config.storage.backend,
       ...(options.bans !== undefined ? { bans: async () => (await options.bans!.list()).length } : {}),
       ...(options.bridges !== undefined ? { bridges: options.bridges } : {}),
+      ...(broker.core.cluster !== null ? { cluster: clusterStats(broker.core.cluster) } : {}),
       ...(options.processMetrics !== undefined ? { processMetrics: options.processMetrics } : {}),
     });
     // Storage commit latency: one observation per commit group, never per message.
@@ -141,4 +143,9 @@ export async function startOperations(broker: Broker, config: OperationsConfig, 
     await closeAll();
     throw err;
   }
+}
+
+/** A cluster node's figures for /metrics. */
+function clusterStats(cluster: Cluster): () => ClusterStats {
+  return () => ({ up: cluster.ready, remoteRoutes: cluster.ready ? cluster.routes.remoteSize : 0, ...cluster.forwarder.stats });
 }

@@ -33,7 +33,7 @@ describe('cluster of three nodes', () => {
   });
 
   test('order per publisher and topic holds across nodes, and nodes without subscribers get nothing', async (t) => {
-    const [a, b, c] = await startNodes(t, redis.url, 3);
+    const [a, b, c] = await startNodes(t, redis.url, 3, { http: { enabled: true, port: 0 }, sys: { interval: 0 } });
     const sub = await connectMqtt(t, b!.url, { clientId: clientId('s') });
     const got = new MessageCollector(sub);
     await sub.subscribeAsync('seq', { qos: 1 });
@@ -47,6 +47,10 @@ describe('cluster of three nodes', () => {
     assert.equal(fa.messagesOut, n, 'one forward per message, to node b only');
     assert.ok(fa.batchesOut < n, `messages travel in batches (${fa.batchesOut} batches)`);
     assert.equal(fc.messagesIn, 0, 'node c has no subscriber and gets nothing');
+    // The same figures in /metrics.
+    const text = await (await fetch(`http://127.0.0.1:${a!.broker.operations!.address!.port}/metrics`)).text();
+    assert.match(text, new RegExp(`^tern_cluster_forwarded_messages_total\\{direction="out"\\} ${n}$`, 'm'));
+    assert.match(text, /^tern_cluster_up 1$/m);
   });
 
   test('a persistent session resumes on another node with its queued messages', async (t) => {
