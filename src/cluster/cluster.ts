@@ -144,6 +144,7 @@ export class Cluster {
     this.routes = new RouteTable(this.#redis, this.#prefix, this.nodeId);
     this.routes.onError = (err) => this.#host.log.warn({ err }, 'cluster route update failed');
     this.forwarder = new Forwarder(this.#redis, this.#prefix);
+    this.forwarder.onError = (err) => this.#host.log.warn({ err }, 'cluster forward failed');
     this.ids = new IdBlocks(this.#redis, this.#prefix);
     this.ids.onError = (err) => this.#host.log.error({ err }, 'cluster message id block not reserved');
     await this.ids.start();

@@ -79,6 +79,8 @@ export class Forwarder {
   readonly #prefix: string;
   #pending = new Map<string, Forwarded[]>();
   #flushing: Promise<void> | null = null;
+  /** A batch nobody waits for failed (QoS 0 only): its messages are lost, as QoS 0 may be. */
+  onError: (err: unknown) => void = () => {};
   /** Messages and batches sent, for metrics and the benchmark. */
   readonly stats = { messagesOut: 0, batchesOut: 0, messagesIn: 0, batchesIn: 0 };
 
@@ -101,7 +103,12 @@ export class Forwarder {
     if (list === undefined) this.#pending.set(node, (list = []));
     list.push(item);
     this.stats.messagesOut++;
-    if (this.#flushing === null) this.#flushing = new Promise((resolve) => process.nextTick(resolve)).then(() => this.#flush());
+    if (this.#flushing === null) {
+      const p = new Promise((resolve) => process.nextTick(resolve)).then(() => this.#flush());
+      // QoS 1/2 publishers waiting on it are refused on failure; QoS 0 traffic has no one waiting.
+      p.catch((err: unknown) => this.onError(err));
+      this.#flushing = p;
+    }
   }
 
   /** The promise of the batch carrying what was sent so far, or undefined when nothing waits. */

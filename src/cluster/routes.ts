@@ -100,7 +100,12 @@ export class RouteTable {
     if (present) this.#local.add(filter);
     else this.#local.delete(filter);
     this.#pending.set(filter, present);
-    if (this.#flushing === null) this.#flushing = new Promise((resolve) => process.nextTick(resolve)).then(() => this.#flush());
+    if (this.#flushing === null) {
+      const p = new Promise((resolve) => process.nextTick(resolve)).then(() => this.#flush());
+      // Waiters (SUBACK) see the failure; nobody waiting must not crash the process. A reconnect republishes.
+      p.catch((err: unknown) => this.onError(err));
+      this.#flushing = p;
+    }
   }
 
   /** The promise of the flush carrying changes made so far, or undefined when none wait. */

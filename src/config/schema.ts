@@ -9,7 +9,7 @@ import { isIP } from 'node:net';
 import { z } from 'zod';
 import { bridgeSchema } from '../bridge/config.js';
 import { MAX_PACKET_SIZE } from '../codec/constants.js';
-import { REDIS_URL_PATTERN } from '../persistence/redis-url.js';
+import { needsHashTag, REDIS_URL_PATTERN } from '../persistence/redis-url.js';
 import { logSchema } from './log-schema.js';
 
 const port = z.number().int().min(0).max(65535);
@@ -221,13 +221,20 @@ export const storageSchema = z
     maxRetainedBytes: nonNegativeInt.default(0),
     /**
      * Server of the redis backend: `redis://[[user]:password@]host[:port][/db]` (`rediss://` for TLS), or a
-     * Sentinel-managed primary: `redis+sentinel://[[user]:password@]host:port[,host:port]/<master name>[/db]`.
+     * Sentinel-managed primary: `redis+sentinel://[[user]:password@]host:port[,host:port]/<master name>[/db]`,
+     * or a Redis Cluster: `redis+cluster://[[user]:password@]host:port[,host:port]` (then redis_prefix needs a
+     * hash tag, e.g. `{tern}:`).
      */
-    redisUrl: z.string().regex(REDIS_URL_PATTERN, 'a redis://, rediss:// or redis+sentinel:// URL').default('redis://127.0.0.1:6379'),
+    redisUrl: z.string().regex(REDIS_URL_PATTERN, 'a redis://, rediss://, redis+sentinel:// or redis+cluster:// URL').default('redis://127.0.0.1:6379'),
     /** Prefix of every key the redis backend writes; stores with different prefixes share a Redis unseen by each other. */
     redisPrefix: z.string().min(1).default('tern:'),
   })
-  .strict();
+  .strict()
+  .superRefine((st, ctx) => {
+    if (st.backend === 'redis' && needsHashTag(st.redisUrl, st.redisPrefix)) {
+      ctx.addIssue({ code: 'custom', path: ['redisPrefix'], message: 'a Redis Cluster needs a hash tag in the prefix, e.g. "{tern}:", so every key lands in one slot' });
+    }
+  });
 
 export const clusterSchema = z
   .object({
