@@ -130,8 +130,13 @@ test('Redis restarted under load: nodes are not ready while it is gone, then ser
       }),
     ),
   );
+  // A subscriber that leaves during the outage makes a route change nobody can write (it must not end the process).
+  const leaving = await connectMqtt(t, nodes[0]!.url, { clientId: clientId('leaving'), reconnectPeriod: 0 });
+  await leaving.subscribeAsync('only/here', { qos: 1 });
   await own.stop();
+  await leaving.endAsync();
   await sleep(1000);
+  assert.equal(nodes[0]!.running, true, 'the node survived a route change during the outage');
   // A new connection is refused while Redis is away.
   const refused = await new Promise<boolean>((resolve) => {
     const probe = mqttClient(t, nodes[0]!.url, { clientId: clientId('probe'), reconnectPeriod: 0, connectTimeout: 3000 });
