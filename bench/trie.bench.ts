@@ -8,8 +8,15 @@
  * is exact, `bench/<a>/+/<c>` or `bench/<a>/#`, by the mix. Topics matched are
  * drawn from the same space, so every match walks real branches; a `#` filter
  * matches a sixty-fourth of all topics, so "entries" (owners per match) grows
- * with the size, as it would in a broker. One JSON line per case:
- * {bench: 'trie', mix, filters, addNsPerOp, matchesPerSec, nsPerMatch, entriesPerMatch, ...}.
+ * with the size, as it would in a broker.
+ *
+ * Each case runs twice: `cache: 'off'` (routeCacheSize 0: the trie walk alone)
+ * and `cache: 'on'` (the default route cache; the 1,024 topics fit, so it
+ * measures hits). Topic strings are decoded from bytes for every match, as
+ * the broker does, so a cache lookup pays for hashing a fresh string; the
+ * decoding alone is reported as `decodeNs` (included in nsPerMatch).
+ * One JSON line per case:
+ * {bench: 'trie', mix, filters, cache, addNsPerOp, matchesPerSec, nsPerMatch, decodeNs, entriesPerMatch, ...}.
  */
 import { execFileSync } from 'node:child_process';
 import os from 'node:os';
@@ -70,46 +77,69 @@ class CountingSink implements MatchSink<number> {
   }
 }
 
+/** ns per topic decode alone (latin1 bytes -> string, as the codec's decodeUtf8 does for ASCII). */
+function decodeNs(topics: readonly Buffer[]): number {
+  let sum = 0;
+  const start = performance.now();
+  let now = start;
+  let n = 0;
+  while (now - start < Math.min(100, DURATION_MS / 4)) {
+    for (let j = 0; j < 1024; j++) sum += topics[j]!.toString('latin1', 0, topics[j]!.length).length;
+    n += 1024;
+    now = performance.now();
+  }
+  if (sum < 0) throw new Error('unreachable');
+  return ((now - start) * 1e6) / n;
+}
+
 for (const mix of MIXES) {
   for (const n of SIZES) {
-    const random = rng(n);
-    const filters = Array.from({ length: n }, (_, i) => filterFor(i, mix, random()));
-    const trie = new TopicTrie<number>();
-    const addStart = performance.now();
-    for (let i = 0; i < n; i++) trie.add(filters[i]!, `c${i}`, i);
-    const addNs = ((performance.now() - addStart) * 1e6) / n;
+    for (const cache of ['off', 'on'] as const) {
+      const random = rng(n);
+      const filters = Array.from({ length: n }, (_, i) => filterFor(i, mix, random()));
+      const trie = new TopicTrie<number>(cache === 'off' ? { routeCacheSize: 0 } : {});
+      const addStart = performance.now();
+      for (let i = 0; i < n; i++) trie.add(filters[i]!, `c${i}`, i);
+      const addNs = ((performance.now() - addStart) * 1e6) / n;
 
-    // Topics from the space the exact filters occupy (c < ceil(n / 4096)).
-    const cMax = Math.max(1, Math.ceil(n / 4096));
-    const topics = Array.from({ length: 1024 }, () => {
-      const r = Math.floor(random() * 4096 * cMax);
-      return `bench/${r & 63}/${(r >>> 6) & 63}/${r >>> 12}`;
-    });
-    const sink = new CountingSink();
-    const warmUntil = performance.now() + Math.min(200, DURATION_MS / 2);
-    let k = 0;
-    while (performance.now() < warmUntil) trie.match(topics[k++ & 1023]!, sink);
-    sink.entries = 0;
-    let matches = 0;
-    const start = performance.now();
-    let now = start;
-    while (now - start < DURATION_MS) {
-      for (let j = 0; j < 1024; j++) trie.match(topics[j]!, sink);
-      matches += 1024;
-      now = performance.now();
+      // Topics from the space the exact filters occupy (c < ceil(n / 4096)).
+      const cMax = Math.max(1, Math.ceil(n / 4096));
+      const topics = Array.from({ length: 1024 }, () => {
+        const r = Math.floor(random() * 4096 * cMax);
+        return Buffer.from(`bench/${r & 63}/${(r >>> 6) & 63}/${r >>> 12}`, 'latin1');
+      });
+      const match = (j: number): void => {
+        const bytes = topics[j]!;
+        trie.match(bytes.toString('latin1', 0, bytes.length), sink);
+      };
+      const sink = new CountingSink();
+      const warmUntil = performance.now() + Math.min(200, DURATION_MS / 2);
+      let k = 0;
+      while (performance.now() < warmUntil) match(k++ & 1023);
+      sink.entries = 0;
+      let matches = 0;
+      const start = performance.now();
+      let now = start;
+      while (now - start < DURATION_MS) {
+        for (let j = 0; j < 1024; j++) match(j);
+        matches += 1024;
+        now = performance.now();
+      }
+      const secs = (now - start) / 1000;
+      process.stdout.write(
+        `${JSON.stringify({
+          bench: 'trie',
+          mix: mix.name,
+          filters: n,
+          cache,
+          addNsPerOp: Math.round(addNs),
+          matchesPerSec: Math.round(matches / secs),
+          nsPerMatch: Math.round((secs * 1e9) / matches),
+          decodeNs: Math.round(decodeNs(topics)),
+          entriesPerMatch: Math.round((sink.entries / matches) * 100) / 100,
+          ...META,
+        })}\n`,
+      );
     }
-    const secs = (now - start) / 1000;
-    process.stdout.write(
-      `${JSON.stringify({
-        bench: 'trie',
-        mix: mix.name,
-        filters: n,
-        addNsPerOp: Math.round(addNs),
-        matchesPerSec: Math.round(matches / secs),
-        nsPerMatch: Math.round((secs * 1e9) / matches),
-        entriesPerMatch: Math.round((sink.entries / matches) * 100) / 100,
-        ...META,
-      })}\n`,
-    );
   }
 }

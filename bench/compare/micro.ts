@@ -43,7 +43,7 @@ export function microLine(r: Record<string, unknown>): string {
     case 'codec':
       return `codec  ${String(r.impl).padEnd(11)} ${String(r.op).padEnd(11)} v${String(r.level)} ${String(r.payload).padStart(5)} B  ${n(r.opsPerSec).padStart(12)} ops/s`;
     case 'trie':
-      return `trie   ${String(r.mix).padEnd(14)} ${n(r.filters).padStart(8)} filters  ${n(r.nsPerMatch).padStart(6)} ns/match  ${String(r.entriesPerMatch).padStart(7)} entries/match  ${n(r.addNsPerOp).padStart(6)} ns/add`;
+      return `trie   ${String(r.mix).padEnd(14)} ${n(r.filters).padStart(8)} filters  cache ${String(r.cache ?? 'on').padEnd(3)}  ${n(r.nsPerMatch).padStart(6)} ns/match  ${String(r.entriesPerMatch).padStart(7)} entries/match  ${n(r.addNsPerOp).padStart(6)} ns/add`;
     case 'cluster': {
       const s = r.summary as Record<string, unknown>;
       const cpu = s.cpuPerDeliveryUs as Record<string, number | null>;

@@ -1,6 +1,6 @@
 /**
- * Durable storage benchmarks, end to end through the broker; one JSON line
- * per result (P10).
+ * Persistent-session QoS 1 throughput by storage backend, end to end through
+ * the broker; one JSON line per result (P10).
  *
  *   node --import tsx bench/storage/persistent-qos1.bench.ts [--quick] [--in-process]
  *        [--pairs N] [--duration S] [--window W] [--rounds R]
@@ -14,11 +14,13 @@
  *    expiry 300 s, one topic per pair), QoS 1, 64-byte payloads. Each
  *    publisher keeps W messages unacknowledged and at most 2W not yet
  *    delivered, so queues stay short and the figure is the broker's steady
- *    rate. Every delivery to a persistent session is stored (putOutbound)
- *    and forgotten on PUBACK, and every publish is acknowledged only after
- *    its commit. Backends: memory (the baseline), sqlite durability normal,
- *    sqlite durability full, interleaved over R rounds (default 3); the
- *    summary's `ratio` = median deliveries/s over memory's (target >= 0.7).
+ *    rate. Every delivery to a persistent session is a stored entry
+ *    (putOutbound, forgotten on PUBACK; the write queue cancels both when
+ *    the PUBACK comes before their group commits), and every publish is
+ *    acknowledged only once its entries are committed or done. Backends:
+ *    memory (the baseline), sqlite durability normal, sqlite durability
+ *    full, interleaved over R rounds (default 3); the summary's `ratio` =
+ *    median deliveries/s over memory's (target >= 0.7).
  *    The broker runs as a child process (its own core) unless --in-process;
  *    the clients are Tern's own (src/client). Each run also reports the
  *    broker's CPU use (`brokerCpuPct`, of one core) and CPU time per

@@ -4,6 +4,8 @@
  *
  *   node --import tsx bench/storage/startup.bench.ts [--quick] [--keep DIR]
  *
+ * `--keep DIR` builds the stores in DIR and leaves them there.
+ *
  * Stores are built directly through the persistence API: R retained messages
  * (64-byte payloads on `site/<i % 100>/device/<i>/state`) and S persistent
  * sessions, each with one subscription (`cmd/<client id>/#`) and Q queued QoS 1
@@ -141,7 +143,7 @@ const root = keepAt ?? mkdtempSync(join(tmpdir(), 'tern-bench-startup-'));
 mkdirSync(root, { recursive: true });
 let dirs = 0;
 
-/** Builds a store of `shape` (optionally on top of `base`'s) and measures it; returns its dir. */
+/** Builds a store of `shape` in a new directory and measures it (the directory is removed unless --keep). */
 async function run(shape: StoreShape): Promise<void> {
   const dir = join(root, `store-${++dirs}`);
   const t0 = performance.now();

@@ -23,6 +23,7 @@ import { Connection, type ConnectionInfo } from './connection.js';
 import { BrokerCore } from './core.js';
 import { Message } from './message.js';
 import { ConnectionRate } from './rate-limit.js';
+import { FD_RESERVE, FdBudget } from './fd-budget.js';
 import { diffConfig, reloadFailure, tomlKey, withLive, type ReloadResult } from './reload.js';
 import { isValidTopicName } from './topic.js';
 
@@ -86,6 +87,8 @@ export class Broker extends EventEmitter<BrokerEvents> {
   #reloading: Promise<unknown> = Promise.resolve();
   /** New connections per second by remote address (limits.max_connection_rate_per_address). */
   readonly #connectionRate = new ConnectionRate();
+  /** Descriptors left for new connections (refuse before EMFILE, with a log line). */
+  readonly #fds = new FdBudget();
 
   constructor(options: BrokerOptions = {}) {
     super();
@@ -180,6 +183,21 @@ export class Broker extends EventEmitter<BrokerEvents> {
       stream.destroy();
       return;
     }
+    const fds = this.#fds;
+    if (!fds.admit(core.connections.size, Date.now())) {
+      // Refused while some descriptors are left, rather than closed unlogged by libuv at EMFILE.
+      const refused = fds.refused(Date.now());
+      if (refused > 0) {
+        this.log.warn(
+          { address: info.remoteAddress, refused, openFds: fds.open, limit: fds.limit, reserve: FD_RESERVE },
+          'connection refused: file descriptors nearly exhausted (RLIMIT_NOFILE; EMFILE ahead); new connections are refused until some close (logged again every 10 s while it lasts)',
+        );
+      }
+      stream.destroy();
+      return;
+    }
+    const recovered = fds.admitted();
+    if (recovered > 0) this.log.info({ refused: recovered }, 'accepting connections again: file descriptors freed');
     if (core.security.bans.isBanned(info.remoteAddress)) {
       stream.destroy();
       return;
@@ -287,20 +305,26 @@ export class Broker extends EventEmitter<BrokerEvents> {
   }
 
   /**
-   * Stop accepting, tell v5 clients the server is shutting down (0x8B),
-   * close every connection and wait (bounded) for sockets to close.
+   * Shut down, bounded by `limits.shutdown_grace_ms`: stop accepting and stop
+   * reading from clients; wait for the publishes already read to be stored
+   * and acknowledged (the ack chain) and for buffered storage changes to be
+   * committed; then tell v5 clients the server is shutting down (0x8B),
+   * close every connection and wait for the sockets to close. Whatever is
+   * still open when the grace period ends is destroyed; storage closes last.
    */
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
     const core = this.#core;
     core.closing = true;
+    const deadline = Date.now() + this.config.limits.shutdownGraceMs;
+    await Promise.all(this.#listeners.map((l) => l.close()));
+    this.#listeners = [];
+    await this.#drain(deadline);
     await this.#ops?.close();
     this.#ops = null;
     for (const bridge of this.#bridges) await bridge.close().catch((err: unknown) => this.log.warn({ err }, 'bridge close failed'));
     this.#bridges = [];
-    await Promise.all(this.#listeners.map((l) => l.close()));
-    this.#listeners = [];
     const closing = [...core.connections].map(
       (conn) =>
         new Promise<void>((resolve) => {
@@ -310,11 +334,46 @@ export class Broker extends EventEmitter<BrokerEvents> {
           conn.disconnect(ReasonCode.SERVER_SHUTTING_DOWN, 'server shutting down');
         }),
     );
-    const timeout = new Promise<void>((resolve) => setTimeout(resolve, 2000).unref());
-    await Promise.race([Promise.all(closing), timeout]);
+    // Connection.end() destroys a socket its peer leaves open after a second, so this wait is short in practice.
+    await within(Promise.all(closing), Math.max(deadline - Date.now(), 1000));
     for (const conn of core.connections) conn.destroy('server shutting down');
     if (this.#started) await core.stop();
     this.log.info('broker closed');
+  }
+
+  /**
+   * Stop reading from every client, then wait (until `deadline`) for the
+   * acknowledgements still waiting on storage commits to go out, and for
+   * storage changes nobody waits for to be committed.
+   */
+  async #drain(deadline: number): Promise<void> {
+    const core = this.#core;
+    const acks: Array<Promise<void>> = [];
+    for (const conn of core.connections) {
+      conn.quiesce();
+      if (conn.ackTail !== null) acks.push(conn.ackTail);
+    }
+    if (this.#started && core.durable.dirty) acks.push(core.durable.flush().catch(() => undefined));
+    if (acks.length === 0) return;
+    const started = Date.now();
+    const drained = await within(Promise.all(acks), deadline - started);
+    const ms = Date.now() - started;
+    if (drained) this.log.info({ waits: acks.length, ms }, 'shutdown: acknowledgements drained');
+    else this.log.warn({ ms }, 'shutdown: grace period over before every acknowledgement was sent');
+  }
+}
+
+/** Waits for `promise` at most `ms`; true if it settled in time. */
+async function within(promise: Promise<unknown>, ms: number): Promise<boolean> {
+  if (ms <= 0) return false;
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<false>((resolve) => {
+    timer = setTimeout(() => resolve(false), ms);
+  });
+  try {
+    return await Promise.race([promise.then(() => true, () => true), timeout]);
+  } finally {
+    clearTimeout(timer);
   }
 }
 

@@ -111,6 +111,8 @@ export class Connection implements SessionLink {
   #rate: PublishRate | null = null;
   /** Set while reading is paused because the client is over its publish rate. */
   #rateTimer: NodeJS.Timeout | undefined = undefined;
+  /** Shutting down: nothing more is read (see quiesce()). */
+  #quiesced = false;
   readonly #onData: (chunk: Buffer) => void;
   readonly #onPacket: (header: number, body: Buffer) => void;
 
@@ -297,6 +299,17 @@ export class Connection implements SessionLink {
     this.end();
   }
 
+  /**
+   * Shutting down: read nothing more from this client, so the broker can
+   * finish (store and acknowledge) what it has read before disconnecting.
+   * Bytes it sent meanwhile stay unread: what it gets no ack for it resends.
+   */
+  quiesce(): void {
+    if (this.closed) return;
+    this.#quiesced = true;
+    this.stream.pause();
+  }
+
   /** Flush what is written, then close. */
   end(): void {
     if (this.closed) return;
@@ -328,6 +341,7 @@ export class Connection implements SessionLink {
    * for long while others wait.
    */
   #handleData(chunk: Buffer): void {
+    if (this.#quiesced) return;
     this.lastActivity = Date.now();
     this.host.stats.bytesReceived += chunk.length;
     const slice = this.#slice;
@@ -343,7 +357,7 @@ export class Connection implements SessionLink {
 
   readonly #feedSlice = (): void => {
     const chunk = this.#rest;
-    if (chunk === null || this.closed) return;
+    if (chunk === null || this.closed || this.#quiesced) return;
     const slice = this.#slice;
     this.#rest = chunk.length > slice ? chunk.subarray(slice) : null;
     this.#feed(chunk.length > slice ? chunk.subarray(0, slice) : chunk);
@@ -396,7 +410,7 @@ export class Connection implements SessionLink {
 
   readonly #unthrottle = (): void => {
     this.#rateTimer = undefined;
-    if (this.closed || this.#rate === null) return;
+    if (this.closed || this.#rate === null || this.#quiesced) return;
     if (this.#rateVerdict(this.#rate.wait(this.host.config.limits, Date.now()))) return;
     // Go on where the pause began: the rest of a sliced read, or the socket.
     if (this.#rest !== null) this.#feedSlice();
@@ -465,8 +479,8 @@ export class Connection implements SessionLink {
   #checkKeepalive(limitMs: number): void {
     if (this.closed) return;
     if (Date.now() - this.lastActivity >= limitMs) {
-      // A client whose reading is paused for its publish rate is not idle: its bytes are waiting.
-      if (this.#rateTimer !== undefined) {
+      // A client whose reading is paused (publish rate, shutdown) is not idle: its bytes are waiting.
+      if (this.#rateTimer !== undefined || this.#quiesced) {
         this.lastActivity = Date.now();
       } else {
         // [MQTT-3.1.2-24] nothing for 1.5 x keep-alive: disconnect.

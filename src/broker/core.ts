@@ -49,6 +49,8 @@ export class BrokerStats {
   authFailures = 0;
   dropped: Record<DropReason, number> = { queue_full: 0, offline_qos0: 0, expired: 0, too_large: 0 };
   connectionsTotal = 0;
+  /** QoS 1/2 publishes refused because their storage commit failed (disk full, store down). */
+  commitFailures = 0;
 }
 
 export class BrokerCore implements ConnectionHost, SessionHost {
@@ -72,6 +74,8 @@ export class BrokerCore implements ConnectionHost, SessionHost {
   /** This node's cluster membership (cluster.enabled), started by start(). */
   readonly cluster: Cluster | null;
   #consumers: DurableConsumer[] = [];
+  #commitFailureLoggedAt = 0;
+  #commitFailuresLogged = 0;
 
   // ConnectionHost / SessionHost limits, flattened for the hot path; setConfig() re-reads them.
   maxPacketSize = 0;
@@ -161,6 +165,23 @@ export class BrokerCore implements ConnectionHost, SessionHost {
     this.scheduleSessionEnd(session);
     this.events.emit('clientDisconnected', conn.clientId, conn.closeReason);
     if (this.security.hooks.listens('disconnect')) this.security.hooks.emit('disconnect', conn, conn.closeReason);
+  }
+
+  /**
+   * A QoS 1/2 publish was refused because its commit failed. Logged when
+   * failures start and then at most every 10 s with the count, so a full
+   * disk does not also flood the log.
+   */
+  commitFailed(conn: Connection, err: unknown): void {
+    const total = ++this.stats.commitFailures;
+    const now = Date.now();
+    if (now - this.#commitFailureLoggedAt < 10_000) return;
+    this.log.error(
+      { err, clientId: conn.clientId, refused: total - this.#commitFailuresLogged, total },
+      'storage commit failed; publishes not acknowledged (logged again every 10 s while it lasts)',
+    );
+    this.#commitFailureLoggedAt = now;
+    this.#commitFailuresLogged = total;
   }
 
   // ---- SessionHost ----
@@ -287,11 +308,13 @@ export class BrokerCore implements ConnectionHost, SessionHost {
    * writes not yet committed (so a subscribe right after a publish sees it).
    */
   async matchRetained(filter: string): Promise<Message[]> {
-    const pending = this.durable.pendingRetained;
-    const out: Message[] = [];
-    for await (const stored of this.durable.persistence.matchRetained(filter)) {
-      if (!pending.has(stored.topic)) out.push(Durable.toMessage(stored));
-    }
+    // A write that commits while the store is read may be missed by the read and gone from the
+    // pending map after it: the pending writes from before the read count too (later ones win).
+    const pending = new Map(this.durable.pendingRetained);
+    const stored: Message[] = [];
+    for await (const m of this.durable.persistence.matchRetained(filter)) stored.push(Durable.toMessage(m));
+    for (const [topic, message] of this.durable.pendingRetained) pending.set(topic, message);
+    const out = stored.filter((m) => !pending.has(m.topic));
     for (const [topic, message] of pending) {
       if (message !== null && topicMatches(filter, topic)) out.push(message);
     }
@@ -531,11 +554,7 @@ export class BrokerCore implements ConnectionHost, SessionHost {
       this.trie.add(subscription.filter, clientId, entry);
       session.subscriptions.set(subscription.filter, entry);
     }
-    const messages = new Map<number, Message>();
-    for (const session of this.sessions.values()) {
-      await durable.loadOutbound(session, messages);
-      for (const id of await durable.persistence.loadInbound(session.clientId)) session.inboundQos2.add(id);
-    }
+    await durable.loadQueues(this.sessions);
     // Delayed wills left pending by a restart go out when their session ends or now, whichever the record allows.
     for (const session of this.sessions.values()) {
       if (session.pendingWill !== undefined) {

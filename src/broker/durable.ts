@@ -15,7 +15,7 @@
 import type { Will } from '../codec/types.js';
 import type { HookClient } from '../hooks/types.js';
 import type { Persistence, StorageOp } from '../persistence/persistence.js';
-import type { SessionRecord, StoredMessage, StoredSubscription, StoredWill } from '../persistence/types.js';
+import type { OutboundWithMessage, SessionRecord, StoredMessage, StoredSubscription, StoredWill } from '../persistence/types.js';
 import { WriteQueue } from '../persistence/write-queue.js';
 import { Message } from './message.js';
 import { OutState, type Outbound, type Session, type SubscriptionEntry } from './session.js';
@@ -30,8 +30,6 @@ export class Durable {
   #nextMessageId = 1;
   /** Retained writes not yet committed: topic -> message (null = cleared). */
   readonly pendingRetained = new Map<string, Message | null>();
-  /** Deliveries written (or restored from the store) at least once; see putOutbound. */
-  readonly #written = new WeakSet<Outbound>();
   /** Where stored-message ids come from when not this store's own counter (a cluster's shared id blocks). */
   idSource: (() => number) | null = null;
   /** Called when a background flush (state changes nobody waits for) fails. */
@@ -167,8 +165,8 @@ export class Durable {
     if (out.packetId !== 0) entry.packetId = out.packetId;
     if (out.subscriptionIds !== undefined) entry.subscriptionIds = out.subscriptionIds;
     // The first write of a delivery is `fresh`: acknowledged before its group starts, it is never written.
-    const fresh = !this.#written.has(out);
-    if (fresh) this.#written.add(out);
+    const fresh = out.written !== true;
+    out.written = true;
     this.put({ type: 'putOutbound', clientId: session.clientId, entry, fresh });
   }
 
@@ -220,27 +218,57 @@ export class Durable {
     return message;
   }
 
+  /**
+   * At start-up: every restored session's stored outbound messages and QoS 2
+   * ids awaiting PUBREL, in one streamed pass over the store when the backend
+   * offers one (loadAllOutbound / loadAllInbound), else a query per session.
+   * Entries of clients not in `sessions` (another cluster node's) are skipped.
+   */
+  async loadQueues(sessions: ReadonlyMap<string, Session>): Promise<void> {
+    const p = this.persistence;
+    const cache = new Map<number, Message>();
+    if (p.loadAllOutbound === undefined || p.loadAllInbound === undefined) {
+      for (const session of sessions.values()) {
+        await this.loadOutbound(session, cache);
+        for (const id of await p.loadInbound(session.clientId)) session.inboundQos2.add(id);
+      }
+      return;
+    }
+    let session: Session | undefined;
+    for await (const row of p.loadAllOutbound()) {
+      if (session?.clientId !== row.clientId) session = sessions.get(row.clientId);
+      if (session !== undefined) this.#restoreOutbound(session, row, cache);
+    }
+    session = undefined;
+    for await (const { clientId, packetId } of p.loadAllInbound()) {
+      if (session?.clientId !== clientId) session = sessions.get(clientId);
+      session?.inboundQos2.add(packetId);
+    }
+  }
+
   /** The session's stored outbound messages as Outbounds, in order. */
   async loadOutbound(session: Session, cache: Map<number, Message>): Promise<void> {
-    for (const { entry, message: stored } of await this.persistence.loadOutbound(session.clientId)) {
-      let message = cache.get(stored.id);
-      if (message === undefined) {
-        message = Durable.toMessage(stored);
-        cache.set(stored.id, message);
-      }
-      const state = entry.state === 'queued' ? OutState.QUEUED : entry.state === 'sent' ? OutState.SENT : OutState.PUBREL;
-      const out: Outbound = {
-        message,
-        qos: entry.qos,
-        retain: entry.retain ?? false,
-        subscriptionIds: entry.subscriptionIds,
-        packetId: entry.packetId ?? 0,
-        state: state === OutState.QUEUED || entry.packetId === undefined ? OutState.QUEUED : state,
-        seq: entry.seq,
-      };
-      this.#written.add(out);
-      session.restore(out);
+    for (const row of await this.persistence.loadOutbound(session.clientId)) this.#restoreOutbound(session, row, cache);
+  }
+
+  #restoreOutbound(session: Session, { entry, message: stored }: OutboundWithMessage, cache: Map<number, Message>): void {
+    let message = cache.get(stored.id);
+    if (message === undefined) {
+      message = Durable.toMessage(stored);
+      cache.set(stored.id, message);
     }
+    const state = entry.state === 'queued' ? OutState.QUEUED : entry.state === 'sent' ? OutState.SENT : OutState.PUBREL;
+    const out: Outbound = {
+      message,
+      qos: entry.qos,
+      retain: entry.retain ?? false,
+      subscriptionIds: entry.subscriptionIds,
+      packetId: entry.packetId ?? 0,
+      state: state === OutState.QUEUED || entry.packetId === undefined ? OutState.QUEUED : state,
+      seq: entry.seq,
+      written: true,
+    };
+    session.restore(out);
   }
 }
 

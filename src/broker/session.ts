@@ -34,6 +34,8 @@ export interface Outbound {
   state: OutStateValue;
   /** Order key in the store for persistent sessions (0 = not stored). */
   seq: number;
+  /** A write of it went to the store, or it came from there (see Durable.putOutbound). */
+  written?: boolean;
   /** The shared subscription group it was picked for, if any (handed on if this member leaves). */
   group?: SharedGroup<SubscriptionEntry> | undefined;
 }
@@ -133,7 +135,7 @@ export class Session {
       return;
     }
     const stored = qos > 0 && this.expiryInterval > 0;
-    const out: Outbound = { message, qos, retain, subscriptionIds, packetId: 0, state: OutState.QUEUED, seq: stored ? this.nextSeq++ : 0, group };
+    const out: Outbound = { message, qos, retain, subscriptionIds, packetId: 0, state: OutState.QUEUED, seq: stored ? this.nextSeq++ : 0, written: false, group };
     if (link !== null && this.queue.length === 0 && !link.congested) {
       if (qos === 0) {
         link.sendPublish(out, false);

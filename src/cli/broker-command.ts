@@ -20,6 +20,9 @@ export interface BrokerCommandOptions {
   readonly repair: boolean;
 }
 
+/** How long past `limits.shutdown_grace_ms` a SIGTERM waits for the broker to close before exiting 1. */
+const CLOSE_MARGIN_MS = 10_000;
+
 /** The file's config (or the defaults) with the command-line overrides applied and validated. */
 export async function brokerConfig(options: BrokerCommandOptions): Promise<TernConfig> {
   const base = options.configFile === undefined ? resolveConfig({}) : await loadConfigFile(options.configFile);
@@ -53,6 +56,8 @@ export async function runBrokerCommand(options: BrokerCommandOptions): Promise<v
   });
   const removeSignalHandlers = installSignalHandlers({
     close: () => broker.close(),
+    // close() is bounded by the grace period; then storage still has to close.
+    closeTimeoutMs: () => broker.config.limits.shutdownGraceMs + CLOSE_MARGIN_MS,
     reload: async () => {
       await broker.reload(); // logs what was applied, what needs a restart and what failed
     },

@@ -2,7 +2,8 @@
  * Process signal wiring for the CLI (kept out of the broker library, which
  * never touches process-wide state):
  * - SIGINT/SIGTERM: close gracefully, then exit 0 (1 if closing failed or
- *   took longer than `closeTimeoutMs`); a second signal forces exit 1.
+ *   took longer than `closeTimeoutMs`, read when the signal comes); a second
+ *   signal forces exit 1.
  * - SIGHUP: call `reload` if given (the broker re-reads its config file, certificates,
  *   password and ACL files; see Broker.reload).
  */
@@ -22,8 +23,12 @@ export interface SignalHandlerOptions {
   /** Called on SIGHUP. */
   reload?: () => void | Promise<void>;
   log: Logger;
-  /** Exit 1 if close() has not finished after this long, milliseconds. Default 15000. */
-  closeTimeoutMs?: number;
+  /**
+   * Exit 1 if close() has not finished after this long, milliseconds; a
+   * function is asked when the signal comes (the broker's grace period may
+   * have been reloaded). Default 15000.
+   */
+  closeTimeoutMs?: number | (() => number);
   /** Default `process.exit`. */
   exit?: (code: number) => void;
   /** Default `process`. */
@@ -35,7 +40,7 @@ export function installSignalHandlers(options: SignalHandlerOptions): () => void
   const { close, reload, log } = options;
   const exit = options.exit ?? ((code: number) => process.exit(code));
   const source: SignalSource = options.source ?? process;
-  const closeTimeoutMs = options.closeTimeoutMs ?? 15_000;
+  const timeoutOption = options.closeTimeoutMs ?? 15_000;
   let stopping = false;
   let finished = false;
   let timer: NodeJS.Timeout | undefined;
@@ -55,6 +60,7 @@ export function installSignalHandlers(options: SignalHandlerOptions): () => void
       return;
     }
     stopping = true;
+    const closeTimeoutMs = typeof timeoutOption === 'function' ? timeoutOption() : timeoutOption;
     log.info({ signal }, `received ${signal}, shutting down`);
     // Not unref'd: a shutdown that stalls must still end in an exit, with code 1.
     timer = setTimeout(() => {

@@ -135,7 +135,13 @@ export class Cluster {
     this.#sub = createRedis(this.#opts.redisUrl, { ...redisOpts, enableOfflineQueue: true });
     this.#reader = createRedis(this.#opts.redisUrl, { ...redisOpts, maxRetriesPerRequest: null, enableOfflineQueue: true });
     for (const r of [this.#redis, this.#sub, this.#reader]) r.on('error', () => {}); // logged via the state changes below
-    await Promise.all([this.#redis.connect(), this.#sub.connect(), this.#reader.connect()]).catch((err: unknown) => {
+    let timer: NodeJS.Timeout | undefined;
+    const deadline = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error('no answer within 10 s')), 10_000);
+    });
+    const connecting = Promise.all([this.#redis.connect(), this.#sub.connect(), this.#reader.connect()]);
+    await Promise.race([connecting, deadline]).finally(() => clearTimeout(timer)).catch((err: unknown) => {
+      connecting.catch(() => {});
       this.#redis.disconnect();
       this.#sub.disconnect();
       this.#reader.disconnect();
@@ -485,8 +491,12 @@ export class Cluster {
     } catch {
       // Redis gone: the heartbeat expires on its own.
     }
+    // Disconnecting rejects the reader's blocked XREAD, except on a Redis Cluster client: there
+    // the read loop is not waited for longer than its block time.
     this.#reader.disconnect();
-    await this.#readLoop?.catch(() => {});
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([this.#readLoop?.catch(() => {}), new Promise((r) => (timer = setTimeout(r, 1500)))]);
+    clearTimeout(timer);
     this.#sub.disconnect();
     this.#redis.disconnect();
   }

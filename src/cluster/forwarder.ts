@@ -24,6 +24,7 @@
 import type { Redis } from 'ioredis';
 import { decodeMessage, encodeMessage } from '../persistence/redis-codec.js';
 import type { StoredMessage } from '../persistence/types.js';
+import { TickFlush } from './tick-flush.js';
 
 export interface Forwarded {
   message: StoredMessage;
@@ -78,7 +79,7 @@ export class Forwarder {
   readonly #redis: Redis;
   readonly #prefix: string;
   #pending = new Map<string, Forwarded[]>();
-  #flushing: Promise<void> | null = null;
+  readonly #flushing = new TickFlush(() => this.#flush(), (err) => this.onError(err));
   /** A batch nobody waits for failed (QoS 0 only): its messages are lost, as QoS 0 may be. */
   onError: (err: unknown) => void = () => {};
   /** Messages and batches sent, for metrics and the benchmark. */
@@ -103,23 +104,18 @@ export class Forwarder {
     if (list === undefined) this.#pending.set(node, (list = []));
     list.push(item);
     this.stats.messagesOut++;
-    if (this.#flushing === null) {
-      const p = new Promise((resolve) => process.nextTick(resolve)).then(() => this.#flush());
-      // QoS 1/2 publishers waiting on it are refused on failure; QoS 0 traffic has no one waiting.
-      p.catch((err: unknown) => this.onError(err));
-      this.#flushing = p;
-    }
+    // QoS 1/2 publishers waiting on it are refused on failure; QoS 0 traffic has no one waiting.
+    this.#flushing.request();
   }
 
   /** The promise of the batch carrying what was sent so far, or undefined when nothing waits. */
   pendingFlush(): Promise<void> | undefined {
-    return this.#flushing ?? undefined;
+    return this.#flushing.pending;
   }
 
   async #flush(): Promise<void> {
     const pending = this.#pending;
     this.#pending = new Map();
-    this.#flushing = null;
     const pipeline = this.#redis.pipeline();
     for (const [node, items] of pending) {
       pipeline.xadd(this.streamKey(node), 'MAXLEN', '~', MAX_STREAM_ENTRIES, '*', 'b', encodeBatch(items));

@@ -18,6 +18,7 @@
  */
 import type { Redis } from 'ioredis';
 import { TopicTrie, type MatchSink, type SharedGroup } from '../broker/topic-trie.js';
+import { TickFlush } from './tick-flush.js';
 
 /** What one announcement carries. */
 interface Announcement {
@@ -67,7 +68,7 @@ export class RouteTable {
   readonly #local = new Set<string>();
   /** Changes waiting for the next flush: filter -> present. */
   #pending = new Map<string, boolean>();
-  #flushing: Promise<void> | null = null;
+  readonly #flushing = new TickFlush(() => this.#flush(), (err) => this.onError(err));
   #loading: Announcement[] | null = null;
   onError: (err: unknown) => void = () => {};
 
@@ -100,23 +101,18 @@ export class RouteTable {
     if (present) this.#local.add(filter);
     else this.#local.delete(filter);
     this.#pending.set(filter, present);
-    if (this.#flushing === null) {
-      const p = new Promise((resolve) => process.nextTick(resolve)).then(() => this.#flush());
-      // Waiters (SUBACK) see the failure; nobody waiting must not crash the process. A reconnect republishes.
-      p.catch((err: unknown) => this.onError(err));
-      this.#flushing = p;
-    }
+    // Waiters (SUBACK) see a failure; a reconnect republishes the whole set.
+    this.#flushing.request();
   }
 
   /** The promise of the flush carrying changes made so far, or undefined when none wait. */
   pendingFlush(): Promise<void> | undefined {
-    return this.#flushing ?? undefined;
+    return this.#flushing.pending;
   }
 
   async #flush(): Promise<void> {
     const pending = this.#pending;
     this.#pending = new Map();
-    this.#flushing = null;
     const added: string[] = [];
     const removed: string[] = [];
     for (const [filter, present] of pending) (present ? added : removed).push(filter);

@@ -160,6 +160,12 @@ export const limitsSchema = z
     rateLimitDisconnectAfterMs: nonNegativeInt.default(10_000),
     /** New connections per second from one remote address; more are closed at once. 0 = unlimited. */
     maxConnectionRatePerAddress: nonNegativeInt.default(0),
+    /**
+     * Shutdown (SIGTERM, close()): how long the broker waits, once it stops
+     * reading, for publishes already read to be stored and acknowledged and
+     * for clients to close, milliseconds. Then it closes what is left.
+     */
+    shutdownGraceMs: nonNegativeInt.default(10_000),
   })
   .strict();
 
@@ -262,7 +268,7 @@ export const httpSchema = z
   .object({
     /** Serve health checks, /metrics, the admin API and the dashboard over HTTP. */
     enabled: z.boolean().default(false),
-    /** Bind address; a non-loopback address requires `token` or `username`/`password`. */
+    /** Bind address; a non-loopback address requires `token`, `tokenFile` or `username`/`password`. */
     host: z.string().min(1).default('127.0.0.1'),
     /** Port; 0 picks a free one (tests). */
     port: port.default(8080),
@@ -272,6 +278,11 @@ export const httpSchema = z
     tlsKey: z.string().default(''),
     /** Bearer token required on every path but /healthz and /readyz; empty: no token. */
     token: z.string().default(''),
+    /**
+     * File holding the bearer token instead of `token` (a mounted secret), read
+     * when the HTTP listener starts; surrounding whitespace is ignored. Empty: none.
+     */
+    tokenFile: z.string().default(''),
     /** Basic-auth user name (with `password`); empty: no basic auth. */
     username: z.string().default(''),
     /** Basic-auth password. */
@@ -283,7 +294,12 @@ export const httpSchema = z
     /** Live message streams (SSE, /api/v1/stream) open at once. */
     maxStreams: positiveInt.default(16),
   })
-  .strict();
+  .strict()
+  .superRefine((h, ctx) => {
+    if (h.token !== '' && h.tokenFile !== '') {
+      ctx.addIssue({ code: 'custom', path: ['tokenFile'], message: 'set http.token or http.token_file, not both' });
+    }
+  });
 
 export const sysSchema = z
   .object({

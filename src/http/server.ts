@@ -1,7 +1,9 @@
 /**
  * The operations HTTP(S) listener: one node:http server for /healthz,
  * /readyz, /metrics, the admin API under /api/v1 and the dashboard at /.
- * Every path but the two health checks requires the configured credentials.
+ * Every path but the two health checks requires the configured credentials:
+ * `http.token` (or the token in `http.token_file`, read in start()) and/or
+ * basic auth.
  * Errors answer `{ "error": { "code", "message" } }`; an unexpected failure
  * is logged and answers 500 without details.
  */
@@ -11,7 +13,7 @@ import https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import type { Socket } from 'node:net';
 import { ternError } from '../errors.js';
-import { createAuth, type HttpAuth } from './auth.js';
+import { createAuth, readTokenFile, type HttpAuth } from './auth.js';
 import { registerClientRoutes } from './api/clients.js';
 import { registerPublishRoutes } from './api/publish.js';
 import { registerRetainedRoutes } from './api/retained.js';
@@ -40,7 +42,8 @@ function isLoopback(host: string): boolean {
 export class HttpServer {
   readonly #ctx: HttpContext;
   readonly #router = new Router();
-  readonly #auth: HttpAuth;
+  /** Replaced in start() when the token comes from http.token_file. */
+  #auth: HttpAuth;
   readonly #sockets = new Set<Socket>();
   #server: http.Server | https.Server | null = null;
 
@@ -48,8 +51,11 @@ export class HttpServer {
     this.#ctx = ctx;
     const config = ctx.config;
     this.#auth = createAuth(config);
-    if (this.#auth.open && !isLoopback(config.host)) {
-      throw ternError('ERR_CONFIG_INVALID', `http.host ${config.host} is not a loopback address: set http.token or http.username and http.password`);
+    if (this.#auth.open && config.tokenFile === '' && !isLoopback(config.host)) {
+      throw ternError(
+        'ERR_CONFIG_INVALID',
+        `http.host ${config.host} is not a loopback address: set http.token, http.token_file or http.username and http.password`,
+      );
     }
     if ((config.tlsCert === '') !== (config.tlsKey === '')) {
       throw ternError('ERR_CONFIG_INVALID', 'http.tls_cert and http.tls_key must be set together');
@@ -70,7 +76,8 @@ export class HttpServer {
   }
 
   async start(): Promise<HttpAddress> {
-    const { host, port, tlsCert, tlsKey } = this.#ctx.config;
+    const { host, port, tlsCert, tlsKey, tokenFile } = this.#ctx.config;
+    if (tokenFile !== '') this.#auth = createAuth({ ...this.#ctx.config, token: await readTokenFile(tokenFile) });
     const handler = (req: http.IncomingMessage, res: http.ServerResponse): void => void this.#handle(req, res);
     let server: http.Server | https.Server;
     if (tlsCert !== '') {

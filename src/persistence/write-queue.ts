@@ -98,8 +98,8 @@ export class WriteQueue {
 
   constructor(p: Pick<Persistence, 'commit'>, opts: WriteQueueOptions = {}) {
     this.#p = p;
-    this.#maxDelayMs = process.env.TERN_GD && opts.maxDelayMs ? Number(process.env.TERN_GD) : opts.maxDelayMs ?? 2; // TEMP
-    this.#maxOps = process.env.TERN_MAXOPS ? Number(process.env.TERN_MAXOPS) : opts.maxOps ?? 4000; // TEMP
+    this.#maxDelayMs = opts.maxDelayMs ?? 2;
+    this.#maxOps = opts.maxOps ?? 4000;
   }
 
   /** Ops waiting for their group to start (not counting ops moved onto earlier ones). */
@@ -113,12 +113,9 @@ export class WriteQueue {
     return new Promise<void>((resolve, reject) => {
       const sub: Submission = { ops, at: performance.now(), live: ops.length, needed: countNeeded(ops), patch: null, resolve, reject };
       this.#pending.push(sub);
-      if (process.env.TERN_DEBUG_Q) __lat(ops);
-      const __m = this.#slots.index(sub);
-      (__st as any).moved = ((__st as any).moved ?? 0) + __m;
-      this.#pendingOps += ops.length - __m;
+      this.#pendingOps += ops.length - this.#slots.index(sub);
       if (this.#running !== null) return; // the drain loop takes it after the current commit
-      if (this.#pendingOps >= this.#maxOps) { (__st as any).maxops = ((__st as any).maxops ?? 0) + 1; this.#onTimer(); }
+      if (this.#pendingOps >= this.#maxOps) this.#onTimer();
       else this.#timer ??= setTimeout(this.#onTimer, this.#maxDelayMs);
     });
   }
@@ -150,7 +147,7 @@ export class WriteQueue {
 
   readonly #onImmediate = (): void => {
     this.#immediate = null;
-    (__st as any).imm = ((__st as any).imm ?? 0) + 1; this.#start(this.#due);
+    this.#start(this.#due);
   };
 
   /** Starts the drain loop with the first `due` submissions (at least one group). */
@@ -188,8 +185,12 @@ export class WriteQueue {
     }
     this.#pendingOps -= ops;
     this.#due -= n;
-    const group = n === pending.length ? pending : pending.splice(0, n);
-    if (group === pending) this.#pending = [];
+    if (n === pending.length) {
+      this.#pending = [];
+      this.#slots.clear();
+      return pending;
+    }
+    const group = pending.splice(0, n);
     this.#slots.unindex(group);
     return group;
   }
@@ -219,8 +220,6 @@ export class WriteQueue {
   /** Commits the submissions' ops with the moves applied; nothing to commit costs no commit. */
   #commit(group: readonly Submission[]): Promise<void> {
     const ops = dropUnreferencedMessages(applied(group));
-    if (process.env.TERN_DEBUG_Q) debugStats(group, ops); // TEMP
-    if (process.env.TERN_DEBUG_Q) { const w = performance.now() - group[0]!.at; const b = Math.min(20, Math.floor(w)); (__st as any).wait ??= new Array(21).fill(0); (__st as any).wait[b]++; }
     return ops.length === 0 ? Promise.resolve() : this.#p.commit(ops);
   }
 }
@@ -274,6 +273,10 @@ class SlotIndex {
       }
     }
     return moved;
+  }
+
+  clear(): void {
+    this.#slots.clear();
   }
 
   /** Forgets the slots of submissions leaving the queue. */
@@ -364,10 +367,11 @@ export function dropUnreferencedMessages(ops: readonly StorageOp[]): readonly St
  * The same cancellations the queue makes across submissions, applied to one
  * list of ops: a putOutbound takes the place of a waiting earlier put of the
  * same key and message, a deleteOutbound the place of the first waiting put
- * of its key (both move earlier, never later; a deleteSession ends the
- * waiting of its client's keys); then dropUnreferencedMessages. The end state
- * of a commit of the result is that of a commit of `ops`. The same array
- * comes back when nothing changes.
+ * of its key, or cancels it and itself when that put was `fresh` (moves go
+ * earlier, never later; a deleteSession ends the waiting of its client's
+ * keys); then dropUnreferencedMessages. The end state of a commit of the
+ * result is that of a commit of `ops`. The same array comes back when nothing
+ * changes.
  */
 export function compactOps(ops: readonly StorageOp[]): readonly StorageOp[] {
   const sub: Submission = { ops, at: 0, live: ops.length, needed: countNeeded(ops), patch: null, resolve: noop, reject: noop };
@@ -376,25 +380,3 @@ export function compactOps(ops: readonly StorageOp[]): readonly StorageOp[] {
 }
 
 function noop(): void {}
-
-// TEMP
-import { writeFileSync as __wfs } from 'node:fs';
-const __st = { groups: 0, subs: 0, raw: 0, ops: {} as Record<string, number> };
-const __puts = new Map<string, number>();
-function __lat(ops: readonly StorageOp[]): void {
-  const now = performance.now();
-  for (const o of ops) {
-    if (o.type === 'putOutbound' && o.entry.state === 'sent') __puts.set(o.clientId + '/' + o.entry.seq, now);
-    if (o.type === 'deleteOutbound') {
-      const t = __puts.get(o.clientId + '/' + o.seq);
-      if (t !== undefined) { __puts.delete(o.clientId + '/' + o.seq); const b = Math.min(20, Math.floor(now - t)); (__st as any).ack ??= new Array(21).fill(0); (__st as any).ack[b]++; }
-    }
-  }
-}
-function debugStats(group: readonly Submission[], ops: readonly StorageOp[]): void {
-  if (__st.groups === 0) process.on('exit', () => __wfs(`/tmp/qstats-${process.pid}.json`, JSON.stringify(__st)));
-  __st.groups++;
-  __st.subs += group.length;
-  for (const s of group) __st.raw += s.ops.length;
-  for (const o of ops) __st.ops[o.type] = (__st.ops[o.type] ?? 0) + 1;
-}

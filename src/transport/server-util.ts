@@ -1,6 +1,7 @@
 /** Pieces shared by the listeners: binding, loopback detection, PROXY-protocol accept. */
 import net from 'node:net';
 import type { ListenerConfig } from '../config/schema.js';
+import type { Logger } from '../observability/logger.js';
 import { ternError } from '../errors.js';
 import type { ListenerAddress } from './listener.js';
 import { readProxyHeader, type ProxyHeader } from './proxy-protocol.js';
@@ -16,8 +17,14 @@ export function isLoopbackHost(host: string): boolean {
   return net.isIPv4(h) && h.startsWith('127.');
 }
 
-/** Listen on config host:port; resolves with the bound address, rejects with ERR_LISTEN. */
-export function listen(server: net.Server, config: ListenerConfig): Promise<ListenerAddress> {
+/** While accepting keeps failing, at most one log line per this many milliseconds. */
+export const ACCEPT_ERROR_LOG_INTERVAL_MS = 10_000;
+
+/**
+ * Listen on config host:port; resolves with the bound address, rejects with
+ * ERR_LISTEN. Later accept failures are logged (see watchAcceptErrors), never thrown.
+ */
+export function listen(server: net.Server, config: ListenerConfig, log?: Logger): Promise<ListenerAddress> {
   const { host, port, maxConnections, type } = config;
   if (maxConnections > 0) server.maxConnections = maxConnections;
   return new Promise((resolve, reject) => {
@@ -25,10 +32,48 @@ export function listen(server: net.Server, config: ListenerConfig): Promise<List
     server.once('error', onError);
     server.listen({ host, port }, () => {
       server.removeListener('error', onError);
-      server.on('error', () => {});
       const address = server.address() as net.AddressInfo;
+      watchAcceptErrors(server, `${type}:${address.address}:${address.port}`, log);
       resolve({ type, host: address.address, port: address.port });
     });
+  });
+}
+
+/**
+ * A listening server's 'error' events are accept failures. Out of file
+ * descriptors (EMFILE, or ENFILE system-wide), libuv accepts each waiting
+ * connection on a descriptor it keeps spare and closes it at once, without
+ * telling Node (the broker refuses connections itself before that: see
+ * broker/fd-budget.ts); only when it has no spare descriptor either does the
+ * error reach Node. Without a listener it would crash the process; here it
+ * is logged once when the failures start, then at most every
+ * ACCEPT_ERROR_LOG_INTERVAL_MS while they go on (with the count), and once
+ * more when a connection is accepted again.
+ */
+export function watchAcceptErrors(server: net.Server, name: string, log: Logger | undefined): void {
+  let failures = 0;
+  let unlogged = 0;
+  let loggedAt = 0;
+  server.on('error', (err: NodeJS.ErrnoException) => {
+    failures++;
+    unlogged++;
+    const now = Date.now();
+    if (failures > 1 && now - loggedAt < ACCEPT_ERROR_LOG_INTERVAL_MS) return;
+    loggedAt = now;
+    const outOfFds = err.code === 'EMFILE' || err.code === 'ENFILE';
+    log?.warn(
+      { listener: name, code: err.code, failures: unlogged },
+      outOfFds
+        ? `cannot accept connections: out of file descriptors (${err.code}); new connections are closed until some close`
+        : `accepting a connection failed: ${err.message}`,
+    );
+    unlogged = 0;
+  });
+  server.on('connection', () => {
+    if (failures === 0) return;
+    log?.info({ listener: name, failures }, 'accepting connections again');
+    failures = 0;
+    unlogged = 0;
   });
 }
 

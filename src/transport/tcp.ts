@@ -38,7 +38,7 @@ export class TcpListener implements Listener {
         )
       : net.createServer({ noDelay: true }, (socket) => this.#accept(socket, undefined));
     this.#server = server;
-    const address = await listen(server, this.#config);
+    const address = await listen(server, this.#config, this.#log);
     this.#name = `tcp:${address.host}:${address.port}`;
     return address;
   }

@@ -159,7 +159,7 @@ export class TlsListener implements Listener {
     } else {
       this.#server = tlsServer;
     }
-    const address = await listen(this.#server, config);
+    const address = await listen(this.#server, config, this.#log);
     this.#name = `tls:${address.host}:${address.port}`;
     return address;
   }

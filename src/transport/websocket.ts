@@ -151,7 +151,7 @@ export class WebSocketListener implements Listener {
       });
     }
     this.#server = server;
-    const address = await listen(server, config);
+    const address = await listen(server, config, this.#log);
     this.#name = `${config.type}:${address.host}:${address.port}`;
     return address;
   }

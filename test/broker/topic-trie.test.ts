@@ -78,3 +78,55 @@ test('matches agree with topicMatches on random filters and topics', () => {
     assert.deepEqual(matches(trie, topic).entries, expected, topic);
   }
 });
+
+test('the route cache never serves a stale route: add, replace and remove empty it', () => {
+  const trie = new TopicTrie<string>();
+  trie.add('a/+', 'c1', 'plus');
+  assert.deepEqual(matches(trie, 'a/b').entries, ['plus']);
+  assert.deepEqual(matches(trie, 'a/b').entries, ['plus']); // served from the cache
+  assert.equal(trie.cachedRoutes, 1);
+  trie.add('a/b', 'c2', 'exact');
+  assert.equal(trie.cachedRoutes, 0);
+  assert.deepEqual(matches(trie, 'a/b').entries, ['exact', 'plus']);
+  trie.add('a/+', 'c1', 'plus2'); // replaced entry
+  assert.deepEqual(matches(trie, 'a/b').entries, ['exact', 'plus2']);
+  trie.add('$share/g/a/#', 'c3', 'member');
+  assert.deepEqual(matches(trie, 'a/b'), { entries: ['exact', 'plus2'], groups: ['g:member'] });
+  trie.remove('$share/g/a/#', 'c3');
+  trie.remove('a/+', 'c1');
+  assert.deepEqual(matches(trie, 'a/b'), { entries: ['exact'], groups: [] });
+  trie.remove('a/b', 'c2');
+  assert.deepEqual(matches(trie, 'a/b'), { entries: [], groups: [] });
+});
+
+test('the route cache stays within its size and gives the same answers as no cache', () => {
+  const cached = new TopicTrie<string>({ routeCacheSize: 8 });
+  const plain = new TopicTrie<string>({ routeCacheSize: 0 });
+  for (const f of ['#', 'a/#', 'a/+/c', '+/b', 'a/b/c', '$x/#', '+/+']) {
+    cached.add(f, f, f);
+    plain.add(f, f, f);
+  }
+  const words = ['a', 'b', 'c', '', '$x'];
+  for (let i = 0; i < 500; i++) {
+    const topic = Array.from({ length: 1 + (i % 4) }, (_, j) => words[(i * 7 + j * 3) % words.length]!).join('/');
+    assert.deepEqual(matches(cached, topic), matches(plain, topic), topic);
+    assert.deepEqual(matches(cached, topic), matches(plain, topic), `${topic} (cached)`);
+    assert.ok(cached.cachedRoutes <= 8);
+  }
+  assert.equal(plain.cachedRoutes, 0);
+});
+
+test('the route cache keeps busy topics and steps aside for a topic space wider than itself', () => {
+  const trie = new TopicTrie<string>({ routeCacheSize: 8 });
+  trie.add('t/+', 'c1', 'plus');
+  // A hot topic between cold ones: each generation has more hits than misses, so caching goes on.
+  for (let i = 0; i < 40; i++) {
+    for (let j = 0; j < 3; j++) assert.deepEqual(matches(trie, 't/hot').entries, ['plus']);
+    assert.deepEqual(matches(trie, `t/${i}`).entries, ['plus']);
+    assert.ok(trie.cachedRoutes > 0 && trie.cachedRoutes <= 8);
+  }
+  // Only new topics: a generation of misses turns the cache off, and the answers stay right.
+  for (let i = 0; i < 40; i++) assert.deepEqual(matches(trie, `t/cold-${i}`).entries, ['plus']);
+  assert.equal(trie.cachedRoutes, 0);
+  assert.deepEqual(matches(trie, 'x').entries, []);
+});

@@ -5,7 +5,7 @@ import { test } from 'node:test';
 import { installSignalHandlers, type SignalSource } from '../../src/cli/signals.js';
 import { createLogger } from '../../src/observability/logger.js';
 
-function setup(opts: { close?: () => Promise<void>; reload?: () => void; closeTimeoutMs?: number } = {}) {
+function setup(opts: { close?: () => Promise<void>; reload?: () => void; closeTimeoutMs?: number | (() => number) } = {}) {
   const source = new EventEmitter();
   const exits: number[] = [];
   const logLines: Array<{ msg: string }> = [];
@@ -58,6 +58,14 @@ test('a close that never finishes exits 1 after the close timeout', { timeout: 5
   s.source.emit('SIGTERM', 'SIGTERM');
   assert.equal(await s.exitedOnce, 1);
   assert.ok(s.logLines.some((l) => /did not finish in time/.test(l.msg)));
+});
+
+test('a close timeout given as a function is read when the signal comes (a reloaded grace period)', { timeout: 5000 }, async () => {
+  let timeoutMs = 60_000;
+  const s = setup({ close: () => new Promise<void>(() => {}), closeTimeoutMs: () => timeoutMs });
+  timeoutMs = 20;
+  s.source.emit('SIGTERM', 'SIGTERM');
+  assert.equal(await s.exitedOnce, 1);
 });
 
 test('SIGHUP calls reload and does not exit', { timeout: 5000 }, () => {

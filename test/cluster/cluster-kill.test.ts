@@ -4,7 +4,9 @@
  * another node keeps sending numbered QoS 1 messages: the dead node's
  * clients' wills are published, its persistent session resumes on another
  * node, and every message the publisher had acknowledged reaches both the
- * resumed session and a subscriber on a surviving node. Then Redis itself
+ * resumed session and a subscriber on a surviving node (order is checked for
+ * the surviving subscriber; across the failure it is reported, not promised).
+ * Then Redis itself
  * is restarted under load: the nodes report not ready while it is gone and
  * serve again when it returns.
  */
@@ -101,17 +103,20 @@ test('a node killed with SIGKILL: wills fire, its session resumes elsewhere, not
   const info = `acked ${acked.length}; on A up to ${Math.max(...gotA.messages.map((m) => Number(m.payload)))}; resumed got ${gotResumed.messages.slice(0, 5).map((m) => m.payload).join(',')}...; will after ${Date.now() - killedAt}`;
   assert.deepEqual(missingDurable, [], `every acknowledged message reached the persistent session (${info})`);
   assert.deepEqual(missingLive, [], 'every acknowledged message reached the subscriber on a surviving node');
-  // First deliveries to the resumed session are in order.
-  const firsts: number[] = [];
+  const liveFirsts = [...new Set(gotB.messages.map((m) => Number(m.payload)))];
+  assert.deepEqual(liveFirsts, [...liveFirsts].sort((x, y) => x - y), 'the surviving subscriber got them in order');
+  // Order across a node failure is not promised (docs/cluster.md): count what arrived out of order.
+  let late = 0;
+  let highest = -1;
   const first = new Set<number>();
   for (const m of gotResumed.messages) {
     const n = Number(m.payload);
-    if (!first.has(n)) {
-      first.add(n);
-      firsts.push(n);
-    }
+    if (first.has(n)) continue;
+    first.add(n);
+    if (n < highest) late++;
+    else highest = n;
   }
-  assert.deepEqual(firsts, [...firsts].sort((x, y) => x - y), 'in order');
+  t.diagnostic(`${late} first deliveries to the resumed session arrived after a newer one`);
   t.diagnostic(`${acked.length} acknowledged; will after ${willDelay} ms; ${gotResumed.count} delivered to the resumed session`);
 });
 

@@ -13,9 +13,28 @@ import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { resolveConfig } from '../../src/config/load.js';
-import { accepts, freePort } from '../helpers/net.js';
+import { createServer } from 'node:net';
+import { accepts } from '../helpers/net.js';
 import { clientId, connectMqtt, MessageCollector, mqttClient } from '../helpers/mqtt-client.js';
 import { startNode } from './helpers.js';
+
+/** Is `port` free to bind on 127.0.0.1? */
+function bindable(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const server = createServer();
+    server.once('error', () => resolve(false));
+    server.listen(port, '127.0.0.1', () => server.close(() => resolve(true)));
+  });
+}
+
+/** A port whose cluster bus port (port + 10000) is free too, below the ephemeral range. */
+async function clusterPort(taken: readonly number[]): Promise<number> {
+  for (;;) {
+    const port = 15000 + Math.floor(Math.random() * 15000);
+    if (taken.includes(port) || taken.includes(port + 10000) || taken.includes(port - 10000)) continue;
+    if ((await bindable(port)) && (await bindable(port + 10000))) return port;
+  }
+}
 
 async function startRedisCluster(): Promise<string> {
   const dir = await mkdtemp(join(tmpdir(), 'tern-rcluster-'));
@@ -31,7 +50,7 @@ async function startRedisCluster(): Promise<string> {
   });
   const ports: number[] = [];
   for (let i = 0; i < 3; i++) {
-    const port = await freePort();
+    const port = await clusterPort(ports);
     const cwd = join(dir, String(port));
     await mkdir(cwd);
     const args = ['--port', String(port), '--bind', '127.0.0.1', '--cluster-enabled', 'yes', '--cluster-config-file', 'nodes.conf', '--save', '', '--appendonly', 'no'];

@@ -45,6 +45,8 @@ export interface BrokerProcessOptions {
   args?: readonly string[];
   /** How long start() waits for the "started" log line; default 30 s (a loaded machine compiles slowly). */
   startTimeoutMs?: number;
+  /** Node options before the script (e.g. `['--inspect=127.0.0.1:0']` to read the heap from outside). */
+  nodeArgs?: readonly string[];
 }
 
 /** The process exited (or was killed) before it listened. */
@@ -77,6 +79,7 @@ export class BrokerProcess {
   /** Processes started so far (including failed starts). */
   starts = 0;
   readonly #args: readonly string[];
+  readonly #nodeArgs: readonly string[];
   readonly #startTimeoutMs: number;
   #child: ChildProcess | null = null;
   #exited: Promise<ExitResult> | null = null;
@@ -88,6 +91,7 @@ export class BrokerProcess {
     this.dataDir = dataDir;
     this.configFile = configFile;
     this.#args = opts.args ?? [];
+    this.#nodeArgs = opts.nodeArgs ?? [];
     this.#startTimeoutMs = opts.startTimeoutMs ?? 30_000;
   }
 
@@ -228,7 +232,7 @@ export class BrokerProcess {
   #spawn(extraArgs: readonly string[]): ChildProcess {
     this.#output = '';
     this.starts++;
-    const child = spawn(process.execPath, ['--import', 'tsx', MAIN, '-c', this.configFile, ...this.#args, ...extraArgs], {
+    const child = spawn(process.execPath, [...this.#nodeArgs, '--import', 'tsx', MAIN, '-c', this.configFile, ...this.#args, ...extraArgs], {
       cwd: ROOT,
       stdio: ['ignore', 'pipe', 'pipe'],
     });

@@ -277,6 +277,52 @@ export function persistenceContract(name: string, build: BuildPersistence): void
         }
       });
 
+      it('loadAllOutbound / loadAllInbound (optional) stream what loadOutbound / loadInbound give per client, over several pages', TIMEOUT, async (t) => {
+        const p = await fresh(t);
+        if (p.loadAllOutbound === undefined || p.loadAllInbound === undefined) {
+          assert.equal(p.loadAllOutbound, p.loadAllInbound, 'both or neither');
+          return;
+        }
+        const ops: StorageOp[] = [];
+        const shared = message(1, { topic: 'fan/out' });
+        let id = 1;
+        for (let c = 0; c < 600; c++) {
+          const clientId = `c${String(c).padStart(3, '0')}`;
+          ops.push({ type: 'putSession', session: session(clientId) });
+          if (c % 3 === 0) continue; // no outbound at all
+          ops.push(...deliver(clientId, 7, shared, { state: 'sent', packetId: 7 }));
+          for (let seq = 9; seq > 9 - (c % 4); seq--) ops.push(...deliver(clientId, seq, message(++id)));
+          if (c % 2 === 0) for (const packetId of [100 + c, 5, 9]) ops.push({ type: 'putInbound', clientId, packetId });
+        }
+        await p.commit(ops);
+        const all = await collect(p.loadAllOutbound());
+        const inbound = await collect(p.loadAllInbound());
+        const byClient = new Map<string, typeof all>();
+        for (const row of all) {
+          const list = byClient.get(row.clientId) ?? [];
+          if (list.length === 0) byClient.set(row.clientId, list);
+          else assert.equal(all[all.indexOf(row) - 1]!.clientId, row.clientId, 'one client\'s entries come together');
+          list.push(row);
+        }
+        let rows = 0;
+        for (const s of await collect(p.loadSessions())) {
+          const expected = await p.loadOutbound(s.clientId);
+          rows += expected.length;
+          assert.deepEqual(
+            (byClient.get(s.clientId) ?? []).map((r) => ({ entry: r.entry, message: r.message })),
+            expected,
+            s.clientId,
+          );
+          assert.deepEqual(
+            inbound.filter((r) => r.clientId === s.clientId).map((r) => r.packetId),
+            await p.loadInbound(s.clientId),
+          );
+        }
+        assert.equal(all.length, rows);
+        assert.ok(rows > 600, `${rows} rows`);
+        assert.equal(inbound.length, 600);
+      });
+
       it('putOutbound upserts by seq (queued -> sent -> pubrel); deleteOutbound removes one', TIMEOUT, async (t) => {
         const p = await fresh(t);
         await p.commit([

@@ -236,6 +236,17 @@ it('compactOps moves a later state or delete of an outbound entry onto its first
   assert.equal(compactOps(plain), plain);
 });
 
+it('compactOps cancels a fresh put and its delete outright', () => {
+  const ops: StorageOp[] = [
+    { type: 'putMessage', message: message7 },
+    { ...put('a', 1, 7, 'queued'), fresh: true } as StorageOp,
+    put('a', 1, 7, 'sent', 1),
+    { type: 'deleteOutbound', clientId: 'a', seq: 1 },
+    { type: 'deleteOutbound', clientId: 'a', seq: 2 },
+  ];
+  assert.deepEqual(describeOps(compactOps(ops)), ['del a/2']);
+});
+
 it('compactOps does not move an outbound op across a deleteSession of its client', () => {
   const ops: StorageOp[] = [
     { type: 'putMessage', message: message7 },
@@ -261,6 +272,31 @@ describe('WriteQueue cancellation across submissions', () => {
     await Promise.all([publish, ack]);
     assert.deepEqual(b.commits.map(describeOps), [['del s/1']]);
     assert.deepEqual(settled, ['publish', 'ack']);
+  });
+
+  it('a fresh entry acknowledged before its group starts is never written nor deleted, and its PUBLISH resolves at once', TIMEOUT, async () => {
+    const b = new FakeBackend();
+    b.auto = {};
+    const q = new WriteQueue(b, { maxDelayMs: 60_000 });
+    const fresh = { ...put('s', 1, 7, 'sent', 1), fresh: true } as StorageOp;
+    const other = { ...put('t', 1, 8, 'sent', 1), fresh: true } as StorageOp;
+    let published = false;
+    const publish = q.submit([{ type: 'putMessage', message: message7 }, fresh]).then(() => (published = true));
+    // A fan-out PUBLISH to two subscribers: it waits until both have acknowledged.
+    let fannedOut = false;
+    const fanout = q
+      .submit([{ type: 'putMessage', message: message8 }, other, { type: 'putMessage', message: message8 }, { ...put('u', 1, 8, 'sent', 1), fresh: true } as StorageOp])
+      .then(() => (fannedOut = true));
+    const ack = q.submit([{ type: 'deleteOutbound', clientId: 's', seq: 1 }, { type: 'deleteOutbound', clientId: 't', seq: 1 }]);
+    await publish;
+    await ack;
+    assert.equal(published, true);
+    assert.equal(b.commits.length, 0, 'nothing was committed for them');
+    await new Promise((r) => setImmediate(r));
+    assert.equal(fannedOut, false, 'u has not acknowledged yet');
+    await q.flush();
+    await fanout;
+    assert.deepEqual(b.commits.map(describeOps), [['msg 8', 'put u/1 sent']]);
   });
 
   it('a later state moves into the earlier submission, so the group holding it stores the newest state', TIMEOUT, async (t) => {

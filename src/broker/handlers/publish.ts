@@ -188,7 +188,7 @@ function acknowledgeLater(
     },
     (err: unknown) => {
       conn.inboundUnacked--;
-      core.log.error({ err, clientId: conn.clientId }, 'storage commit failed; publish not acknowledged');
+      core.commitFailed(conn, err);
       if (conn.closed) return;
       if (conn.level === 5) {
         conn.send({ type, packetId, reasonCode: ReasonCode.IMPLEMENTATION_SPECIFIC_ERROR });
