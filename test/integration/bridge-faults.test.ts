@@ -123,13 +123,17 @@ describe('bridge: broker restarts', { timeout: 60_000 }, () => {
     await sleep(700);
     await s.remote.stop();
     await sleep(700);
+    // Listen before the restart: the bridge may reconnect before start() returns. Reconnects follow
+    // the backoff (with jitter): generous waits, for a loaded machine.
+    const remoteUp = once(bridge, 'remoteUp', 15_000);
     await s.remote.start();
-    await once(bridge, 'remoteUp', 5000);
+    await remoteUp;
     await sleep(700);
     await s.local.stop();
     await sleep(500);
+    const localUp = once(bridge, 'localUp', 15_000);
     await s.local.start();
-    await once(bridge, 'localUp', 5000);
+    await localUp;
     await sleep(700);
     await pub.stop();
     await pub.settle();
