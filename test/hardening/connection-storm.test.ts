@@ -166,7 +166,14 @@ test(`connection storm: ${CLIENTS} clients at once (x${ROUNDS}) leave no fds, he
     const fds = await fdsSettle(pid, fds0);
     // Clean sessions end with their connections; give the broker a moment to finish closing.
     await new Promise((r) => setTimeout(r, 500));
-    const r = await inspector.reading();
+    // A leak stays; work still finishing on a loaded machine (closes, timers, GC) does not:
+    // keep the lowest of a few readings a second apart.
+    let r = await inspector.reading();
+    for (let i = 0; i < 4 && r.heapUsed + r.arrayBuffers - (r0.heapUsed + r0.arrayBuffers) > 2 * MiB; i++) {
+      await new Promise((res) => setTimeout(res, 1000));
+      const next = await inspector.reading();
+      if (next.heapUsed + next.arrayBuffers < r.heapUsed + r.arrayBuffers) r = next;
+    }
     readings.push(r);
     t.diagnostic(`after storm ${round}: ${fds} fds; ${describe(r)}`);
     assert.ok(fds <= fds0, `file descriptors back to ${fds0} (now ${fds})`);
