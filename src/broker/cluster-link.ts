@@ -17,6 +17,8 @@ import type { Session, SubscriptionEntry } from './session.js';
 import { TopicTrie } from './topic-trie.js';
 
 const NO_GROUPS: ReadonlySet<string> = new Set();
+const NORMAL_ONLY: RouteScope = { normal: true, skipGroups: null, onlyGroups: NO_GROUPS };
+const NOTHING: RouteScope = { normal: false, skipGroups: null, onlyGroups: NO_GROUPS };
 
 export function createClusterLink(core: BrokerCore): Cluster {
   const cfg = core.config;
@@ -133,7 +135,8 @@ class ClusterLink implements ClusterHost {
         origin: f.origin,
       });
       if (message.isExpired(Date.now())) continue;
-      const scope: RouteScope = { normal: f.normal, skipGroups: null, onlyGroups: f.groups.length === 0 ? NO_GROUPS : new Set(f.groups) };
+      // The common case (no shared group picked this node) reuses one scope; groups need their own.
+      const scope: RouteScope = f.groups.length === 0 ? (f.normal ? NORMAL_ONLY : NOTHING) : { normal: f.normal, skipGroups: null, onlyGroups: new Set(f.groups) };
       delivered += router.route(message, scope);
     }
     core.stats.messagesSent += delivered;

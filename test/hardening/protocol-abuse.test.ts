@@ -5,42 +5,13 @@
  * for this shared 2-core machine).
  */
 import assert from 'node:assert/strict';
-import { test, type TestContext } from 'node:test';
-import type { Socket } from 'node:net';
-import type { MqttClient } from 'mqtt';
+import { test } from 'node:test';
 import { BrokerProcess } from '../helpers/broker-process.js';
-import { connectMqtt } from '../helpers/mqtt-client.js';
+import { connectMqtt, medianRoundTrip, probeClient } from '../helpers/mqtt-client.js';
 import * as P from '../helpers/packets.js';
 import { RawClient } from '../helpers/raw-client.js';
 
 const T = { timeout: 60_000 };
-
-/**
- * Median QoS 1 round trip (publish to self) of `n` messages, ms. The median,
- * not a high percentile: npm test runs other files in parallel on this 2-core
- * machine, and their load lands in the tail; a broker whose loop is held by an
- * abusive client shows in the median too.
- */
-async function probe(client: MqttClient, n: number): Promise<number> {
-  const samples: number[] = [];
-  for (let i = 0; i < n; i++) {
-    const got = new Promise<void>((resolve) => client.once('message', () => resolve()));
-    const start = performance.now();
-    await client.publishAsync('probe/rtt', String(i), { qos: 1 });
-    await got;
-    samples.push(performance.now() - start);
-  }
-  samples.sort((a, b) => a - b);
-  return samples[Math.floor(samples.length / 2)]!;
-}
-
-async function healthyClient(t: TestContext, url: string): Promise<MqttClient> {
-  const client = await connectMqtt(t, url);
-  // MQTT.js leaves Nagle on: its small PUBACK + PUBLISH writes would wait ~40 ms on delayed ACKs.
-  (client.stream as unknown as Socket).setNoDelay(true);
-  await client.subscribeAsync('probe/rtt', { qos: 1 });
-  return client;
-}
 
 test('abusive clients are answered per the rules while a healthy client keeps its latency', T, async (t) => {
   // A child process: the abusive clients' own work in this process must not be what the probe measures.
@@ -50,9 +21,9 @@ test('abusive clients are answered per the rules while a healthy client keeps it
   });
   const port = broker.port;
   const url = `mqtt://127.0.0.1:${port}`;
-  const healthy = await healthyClient(t, url);
-  await probe(healthy, 10); // warm-up
-  const baseline = await probe(healthy, 30);
+  const healthy = await probeClient(t, url);
+  await medianRoundTrip(healthy, 10); // warm-up
+  const baseline = await medianRoundTrip(healthy, 30);
 
   const abuses: Array<[string, () => Promise<void>]> = [
     [
@@ -146,7 +117,7 @@ test('abusive clients are answered per the rules while a healthy client keeps it
 
   // All abuses at once, while the healthy client is measured again.
   const running = Promise.all(abuses.map(async ([name, run]) => run().catch((err: Error) => assert.fail(`${name}: ${err.message}`))));
-  const during = await probe(healthy, 30);
+  const during = await medianRoundTrip(healthy, 30);
   await running;
   t.diagnostic(`healthy client median round trip: ${baseline.toFixed(2)} ms before, ${during.toFixed(2)} ms during abuse`);
   assert.ok(during <= baseline * 2 + 5, `latency ${during.toFixed(2)} ms during abuse vs ${baseline.toFixed(2)} ms before`);

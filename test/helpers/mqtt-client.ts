@@ -5,6 +5,7 @@
  */
 import { connect, connectAsync } from 'mqtt';
 import type { IClientOptions, IPublishPacket, MqttClient } from 'mqtt';
+import type { Socket } from 'node:net';
 import type { TestContext } from 'node:test';
 
 let counter = 0;
@@ -125,4 +126,35 @@ export async function within<T>(promise: Promise<T>, ms: number, message: string
   } finally {
     clearTimeout(timer);
   }
+}
+
+/**
+ * A client that measures the broker's latency: subscribed to its own
+ * `probe/rtt`, with Nagle off (MQTT.js leaves it on, and its small PUBACK +
+ * PUBLISH writes would wait ~40 ms on delayed ACKs).
+ */
+export async function probeClient(t: TestContext, url: string): Promise<MqttClient> {
+  const client = await connectMqtt(t, url);
+  (client.stream as unknown as Socket).setNoDelay(true);
+  await client.subscribeAsync('probe/rtt', { qos: 1 });
+  return client;
+}
+
+/**
+ * Median QoS 1 round trip (publish to self) of `n` messages, ms. The median,
+ * not a high percentile: npm test runs other files in parallel on a small
+ * machine, and their load lands in the tail; a broker whose loop is held by an
+ * abusive client shows in the median too.
+ */
+export async function medianRoundTrip(client: MqttClient, n: number): Promise<number> {
+  const samples: number[] = [];
+  for (let i = 0; i < n; i++) {
+    const got = new Promise<void>((resolve) => client.once('message', () => resolve()));
+    const start = performance.now();
+    await client.publishAsync('probe/rtt', String(i), { qos: 1 });
+    await got;
+    samples.push(performance.now() - start);
+  }
+  samples.sort((a, b) => a - b);
+  return samples[Math.floor(samples.length / 2)]!;
 }

@@ -10,13 +10,11 @@
  * clients' work in this process is not what the probe measures.
  */
 import assert from 'node:assert/strict';
-import type { Socket } from 'node:net';
 import { test, type TestContext } from 'node:test';
-import type { MqttClient } from 'mqtt';
 import type { TernConfigInput } from '../../src/config/schema.js';
 import { isMosquitto, startBroker } from '../helpers/broker.js';
 import { BrokerProcess } from '../helpers/broker-process.js';
-import { clientId, connectMqtt, MessageCollector } from '../helpers/mqtt-client.js';
+import { clientId, connectMqtt, medianRoundTrip, MessageCollector, probeClient } from '../helpers/mqtt-client.js';
 import * as P from '../helpers/packets.js';
 import { RawClient } from '../helpers/raw-client.js';
 
@@ -24,28 +22,6 @@ const TERN_ONLY = isMosquitto ? 'Tern rate limits; mosquitto has no equivalent s
 const T = { timeout: 60_000, skip: TERN_ONLY };
 
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
-
-/** Median QoS 1 round trip (publish to self) of `n` messages, ms (the median: the tail is other tests' load). */
-async function probe(client: MqttClient, n: number): Promise<number> {
-  const samples: number[] = [];
-  for (let i = 0; i < n; i++) {
-    const got = new Promise<void>((resolve) => client.once('message', () => resolve()));
-    const start = performance.now();
-    await client.publishAsync('probe/rtt', String(i), { qos: 1 });
-    await got;
-    samples.push(performance.now() - start);
-  }
-  samples.sort((a, b) => a - b);
-  return samples[Math.floor(samples.length / 2)]!;
-}
-
-async function healthyClient(t: TestContext, url: string): Promise<MqttClient> {
-  const client = await connectMqtt(t, url);
-  // MQTT.js leaves Nagle on: its small PUBACK + PUBLISH writes would wait on delayed ACKs.
-  (client.stream as unknown as Socket).setNoDelay(true);
-  await client.subscribeAsync('probe/rtt', { qos: 1 });
-  return client;
-}
 
 /** `n` QoS 0 PUBLISH packets to `topic/<i>` in one buffer, each `payloadBytes` of payload. */
 function publishes(n: number, topic: string, payloadBytes: number, protocolVersion: P.ProtocolVersion = 4): Buffer {
@@ -72,9 +48,9 @@ test('a client over limits.max_publish_rate is slowed to about the limit; a heal
     backend: 'memory',
     toml: `[limits]\nmax_publish_rate = ${limit}\nrate_limit_disconnect_after_ms = 0\n`,
   });
-  const healthy = await healthyClient(t, broker.url);
-  await probe(healthy, 10); // warm-up
-  const baseline = await probe(healthy, 20);
+  const healthy = await probeClient(t, broker.url);
+  await medianRoundTrip(healthy, 10); // warm-up
+  const baseline = await medianRoundTrip(healthy, 20);
   await sleep(1000); // the healthy client's bucket refills: probes stay within its burst
 
   const sub = await connectMqtt(t, broker.url);
@@ -86,7 +62,7 @@ test('a client over limits.max_publish_rate is slowed to about the limit; a heal
   flooder.write(publishes(3000, 'flood', 90));
   const measured = rateBetween(received, 1500, 4500);
   await sleep(2000);
-  const during = await probe(healthy, 20);
+  const during = await medianRoundTrip(healthy, 20);
   const { rate, before } = await measured;
 
   t.diagnostic(`flooder: ${before} messages in the first 1.5 s, then ${rate.toFixed(1)}/s (limit ${limit}/s)`);
@@ -198,9 +174,9 @@ test('a connection flood from one address is refused past limits.max_connection_
     backend: 'memory',
     toml: `[limits]\nmax_connection_rate_per_address = ${perSecond}\n`,
   });
-  const healthy = await healthyClient(t, broker.url);
-  await probe(healthy, 10); // warm-up
-  const baseline = await probe(healthy, 30);
+  const healthy = await probeClient(t, broker.url);
+  await medianRoundTrip(healthy, 10); // warm-up
+  const baseline = await medianRoundTrip(healthy, 30);
   await sleep(1100); // a fresh window for the storm
 
   // 400 connects from 127.0.0.1 in ~1 s, in batches of 40 every 100 ms.
@@ -212,7 +188,7 @@ test('a connection flood from one address is refused past limits.max_connection_
       await sleep(100);
     }
   })();
-  const during = await probe(healthy, 30);
+  const during = await medianRoundTrip(healthy, 30);
   await storm;
   const results = await Promise.all(attempts);
   const seconds = (performance.now() - started) / 1000;
@@ -228,5 +204,5 @@ test('a connection flood from one address is refused past limits.max_connection_
   const refusals = broker.output().split('\n').filter((line) => line.includes('too many new connections per second')).length;
   t.diagnostic(`refusal log lines: ${refusals}`);
   assert.ok(refusals >= 1 && refusals <= Math.ceil(seconds) + 1, `${refusals} refusal log lines`);
-  await probe(healthy, 5);
+  await medianRoundTrip(healthy, 5);
 });
